@@ -1,0 +1,239 @@
+//! The wasmtime engine: pooling allocation, epoch interruption, and the on-disk cache of
+//! precompiled components.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, WasmBacktraceDetails};
+
+/// How often the engine's epoch advances. Every running guest reaches a check at least this
+/// often: a guest past its deadline is stopped within one tick, and a busy guest yields its
+/// thread to other requests once per tick.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Wasm stack a guest may use; deeper recursion traps with a stack overflow (500), it never
+/// overflows the host's stack.
+const MAX_WASM_STACK: usize = 512 * 1024;
+/// The native stack each async call runs on; must exceed `MAX_WASM_STACK` with room for host
+/// frames.
+const ASYNC_STACK: usize = 2 * 1024 * 1024;
+
+/// Settings that shape the engine.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Component instances alive at once (the pool's size).
+    pub max_instances: u32,
+    /// The largest linear memory any component is allowed (its `limits.memory`).
+    pub max_memory: u64,
+}
+
+/// The engine plus the thread that advances its epoch.
+pub struct FlagonEngine {
+    pub engine: Engine,
+    ticker: Arc<AtomicBool>,
+}
+
+impl FlagonEngine {
+    pub fn new(settings: &EngineSettings) -> Result<Self> {
+        let mut pool = PoolingAllocationConfig::default();
+        let n = settings.max_instances;
+        // A Rust component is a handful of core instances (the program plus small shims that
+        // hold indirect-call tables); leave room for languages that use a few more.
+        pool.total_component_instances(n)
+            .total_core_instances(n.saturating_mul(4))
+            .total_memories(n.saturating_mul(2))
+            .total_tables(n.saturating_mul(4))
+            .total_stacks(n)
+            .max_memories_per_component(2)
+            .max_memory_size(usize::try_from(settings.max_memory).unwrap_or(usize::MAX))
+            // Keep recently used slots (and their copy-on-write images) warm for reuse.
+            .max_unused_warm_slots(n.min(100));
+
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(MAX_WASM_STACK)
+            .async_stack_size(ASYNC_STACK)
+            .memory_init_cow(true)
+            // Backtraces make trap logs useful to app authors; symbol details stay off so the
+            // engine does not depend on the environment (WASMTIME_BACKTRACE_DETAILS).
+            .wasm_backtrace_max_frames(std::num::NonZeroUsize::new(64))
+            .wasm_backtrace_details(WasmBacktraceDetails::Disable)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config)
+            .map_err(anyhow::Error::from)
+            .context("failed to configure the wasmtime engine")?;
+
+        let ticker = Arc::new(AtomicBool::new(true));
+        spawn_epoch_ticker(engine.weak(), Arc::downgrade(&ticker));
+        Ok(Self { engine, ticker })
+    }
+}
+
+impl Drop for FlagonEngine {
+    fn drop(&mut self) {
+        self.ticker.store(false, Ordering::Relaxed);
+    }
+}
+
+/// A plain thread, not a tokio task: it must keep ticking even when every runtime worker is
+/// busy running guests.
+fn spawn_epoch_ticker(engine: wasmtime::EngineWeak, alive: Weak<AtomicBool>) {
+    std::thread::Builder::new()
+        .name("flagon-epoch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(EPOCH_TICK);
+                let running = alive.upgrade().is_some_and(|a| a.load(Ordering::Relaxed));
+                match engine.upgrade() {
+                    Some(engine) if running => engine.increment_epoch(),
+                    _ => return,
+                }
+            }
+        })
+        .expect("failed to spawn the epoch thread");
+}
+
+/// The default cache directory: `$FLAGON_CACHE_DIR`, else `$XDG_CACHE_HOME/flagon`, else
+/// `~/.cache/flagon`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("FLAGON_CACHE_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(dir).join("flagon"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("flagon"))
+}
+
+/// Where a component was loaded from, for logs and benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Deserialized from the cache: no compilation.
+    Cache,
+    /// Compiled now (and written to the cache when there is one).
+    Compiled,
+}
+
+/// Load `wasm` as a component, from the precompiled cache when possible.
+///
+/// The cache key is the SHA-256 of the component bytes, the wasmtime version and the engine's
+/// compatibility hash (target, tunables and features), so a changed component or engine never
+/// sees a stale artifact.
+pub fn load_component(engine: &Engine, wasm: &[u8], cache_dir: Option<&Path>) -> Result<(Component, Origin)> {
+    let Some(dir) = cache_dir else {
+        return Ok((Component::new(engine, wasm)?, Origin::Compiled));
+    };
+    let path = dir.join(format!("{}.cwasm", cache_key(engine, wasm)));
+    if path.exists() {
+        match deserialize_cached(engine, &path) {
+            Ok(component) => return Ok((component, Origin::Cache)),
+            Err(e) => tracing::warn!(path = %path.display(), "ignoring unusable cache entry: {e:#}"),
+        }
+    }
+    let component = Component::new(engine, wasm)?;
+    if let Err(e) = store_cached(&component, dir, &path) {
+        tracing::warn!(dir = %dir.display(), "could not cache the compiled component: {e:#}");
+    }
+    Ok((component, Origin::Compiled))
+}
+
+fn cache_key(engine: &Engine, wasm: &[u8]) -> String {
+    struct DigestHasher(ring::digest::Context);
+    impl Hasher for DigestHasher {
+        fn finish(&self) -> u64 {
+            0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            self.0.update(bytes);
+        }
+    }
+    let mut h = DigestHasher(ring::digest::Context::new(&ring::digest::SHA256));
+    h.write(b"flagon-cwasm-v1\0");
+    h.write(env!("CARGO_PKG_VERSION").as_bytes());
+    engine.precompile_compatibility_hash().hash(&mut h);
+    h.write(&(wasm.len() as u64).to_le_bytes());
+    h.write(wasm);
+    hex(h.0.finish().as_ref())
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    s
+}
+
+fn deserialize_cached(engine: &Engine, path: &Path) -> Result<Component> {
+    check_cache_dir_private(path.parent().unwrap_or(path))?;
+    // SAFETY: `deserialize_file` trusts the file to be a component this engine produced: its
+    // code is mapped and run. Flagon writes these files itself (atomically, in a directory it
+    // created with mode 0700) and refuses a directory others can write to, so only the
+    // account running Flagon can place a file here. wasmtime also checks the header against
+    // this engine's version and settings and rejects a mismatch.
+    #[allow(unsafe_code)]
+    let component = unsafe { Component::deserialize_file(engine, path)? };
+    Ok(component)
+}
+
+fn store_cached(component: &Component, dir: &Path, path: &Path) -> Result<()> {
+    create_private_dir(dir)?;
+    let bytes = component.serialize()?;
+    let tmp = dir.join(format!(".{}.{}.tmp", std::process::id(), unique()));
+    std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
+    Ok(())
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::AtomicU64;
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating the cache directory {}", dir.display()))?;
+    }
+    check_cache_dir_private(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating the cache directory {}", dir.display()))
+}
+
+/// Precompiled code is run as-is, so the cache directory must not be writable by others.
+#[cfg(unix)]
+fn check_cache_dir_private(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
+    if meta.mode() & 0o022 != 0 {
+        anyhow::bail!(
+            "the cache directory {} is writable by other users; run `chmod go-w {}` or set `[server] cache_dir`",
+            dir.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_cache_dir_private(_dir: &Path) -> Result<()> {
+    Ok(())
+}

@@ -1,0 +1,642 @@
+//! `flagon.toml`: the app manifest, parsed strictly and validated before anything runs.
+//!
+//! Every table denies unknown keys, sizes and durations are validated newtypes, and every error
+//! names the file, the key, the bad value and how to fix it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The manifest file name looked up in an app directory.
+pub const MANIFEST_FILE: &str = "flagon.toml";
+
+/// A manifest error: where it is, what is wrong, and how to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("cannot read `{file}`: {source}")]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid manifest `{file}`: {message}")]
+    Parse { file: PathBuf, message: String },
+    #[error("invalid manifest `{file}`: `{key}`: {message}\n  help: {help}")]
+    Invalid {
+        file: PathBuf,
+        key: String,
+        message: String,
+        help: String,
+    },
+}
+
+pub type Result<T, E = ManifestError> = std::result::Result<T, E>;
+
+/// A parsed and validated manifest, with paths resolved against its directory.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// The manifest file itself.
+    pub file: PathBuf,
+    /// The directory that relative paths in the manifest are resolved against.
+    pub dir: PathBuf,
+    pub app: AppSection,
+    pub server: ServerSection,
+    pub components: BTreeMap<String, ComponentSection>,
+    pub routes: Vec<RouteSection>,
+    pub variables: BTreeMap<String, VariableSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    app: AppSection,
+    #[serde(default)]
+    server: ServerSection,
+    #[serde(default)]
+    components: BTreeMap<Id, ComponentSection>,
+    #[serde(default)]
+    routes: Vec<RouteSection>,
+    #[serde(default)]
+    variables: BTreeMap<Id, VariableSection>,
+}
+
+/// `[app]`: the application itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSection {
+    /// Example: `name = "todo"`
+    pub name: String,
+}
+
+/// `[server]`: the listener and the limits that protect it. Every limit has a safe default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Example: `listen = "0.0.0.0:8080"` (default `127.0.0.1:8080`).
+    pub listen: SocketAddr,
+    /// Largest request body accepted, unless a route sets its own (413 past it).
+    /// Example: `max_body = "1MiB"`
+    pub max_body: Size,
+    /// Largest request head (request line + headers) accepted (431 past it). At least 8KiB.
+    /// Example: `max_header_bytes = "16KiB"`
+    pub max_header_bytes: Size,
+    /// Most header fields in one request (431 past it). Example: `max_headers = 100`
+    pub max_headers: usize,
+    /// Time a client has to send a complete request head; slower connections are closed
+    /// (slowloris protection). Example: `header_read_timeout = "10s"`
+    pub header_read_timeout: HumanDuration,
+    /// Open connections accepted at once; further clients wait in the listen backlog.
+    /// Example: `max_connections = 4096`
+    pub max_connections: usize,
+    /// Component instances alive at once, across all components (the pooling allocator's
+    /// size); requests past it get 503. Example: `max_instances = 1000`
+    pub max_instances: u32,
+    /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
+    /// Example: `shutdown_grace = "30s"`
+    pub shutdown_grace: HumanDuration,
+    /// Where precompiled components are cached (default: `$XDG_CACHE_HOME/flagon` or
+    /// `~/.cache/flagon`). Example: `cache_dir = "/var/cache/flagon"`
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body: Size(1024 * 1024),
+            max_header_bytes: Size(16 * 1024),
+            max_headers: 100,
+            header_read_timeout: HumanDuration(Duration::from_secs(10)),
+            max_connections: 4096,
+            max_instances: 1000,
+            shutdown_grace: HumanDuration(Duration::from_secs(30)),
+            cache_dir: None,
+        }
+    }
+}
+
+/// `[components.<id>]`: a Wasm component and what it may do.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentSection {
+    /// Path of the `.wasm` component, relative to the manifest.
+    /// Example: `source = "target/wasm32-wasip2/release/hello.wasm"`
+    pub source: PathBuf,
+    /// Shell command that builds `source`, run by `flagon build` and `flagon serve --build`.
+    /// Example: `build = "cargo build --release --target wasm32-wasip2"`
+    pub build: Option<String>,
+    /// Directory the build command runs in, relative to the manifest (default: the manifest's).
+    /// Example: `workdir = "components/hello"`
+    pub workdir: Option<PathBuf>,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub grants: Grants,
+}
+
+/// Per-instance limits. Example: `limits = { memory = "64MiB", timeout = "2s" }`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Most linear memory one instance may use; growth past it fails inside the guest.
+    pub memory: Size,
+    /// Wall-clock time one request may spend in the guest; past it the guest is stopped and the
+    /// client gets 504.
+    pub timeout: HumanDuration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory: Size(64 * 1024 * 1024),
+            timeout: HumanDuration(Duration::from_secs(5)),
+        }
+    }
+}
+
+/// What a component may use beyond computing. Everything is denied unless granted here.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grants {
+    /// Names from `[variables]` this component may read through `flagon:app/config`.
+    /// Example: `grants = { variables = ["api_token"] }`
+    pub variables: Option<Vec<String>>,
+}
+
+/// `[[routes]]`: a path pattern answered by a component.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    /// `{name}` matches one segment, `{*name}` the rest of the path.
+    /// Example: `path = "/users/{id}"`
+    pub path: String,
+    /// Methods this route answers (default `["GET"]`); HEAD is answered from GET.
+    /// Example: `methods = ["GET", "POST"]`
+    #[serde(default = "default_methods")]
+    pub methods: Vec<Method>,
+    /// The `[components.<id>]` that handles it. Example: `component = "hello"`
+    pub component: String,
+    /// A unique name, passed to the guest and used to build URLs. Example: `name = "user"`
+    pub name: Option<String>,
+    /// Body limit for this route, overriding `[server] max_body`. Example: `max_body = "10MiB"`
+    pub max_body: Option<Size>,
+}
+
+fn default_methods() -> Vec<Method> {
+    vec![Method(http::Method::GET)]
+}
+
+/// `[variables.<name>]`: a value components can be granted.
+/// Example: `greeting = { default = "Hello", env = "GREETING" }`
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariableSection {
+    /// Environment variable to read the value from; wins over `default` when set.
+    pub env: Option<String>,
+    /// Value used when `env` is unset. A variable without a default is required.
+    pub default: Option<String>,
+    /// Secret values are never printed by Flagon (logs, `flagon check`).
+    #[serde(default)]
+    pub secret: bool,
+}
+
+impl fmt::Debug for VariableSection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VariableSection")
+            .field("env", &self.env)
+            .field(
+                "default",
+                &self
+                    .default
+                    .as_ref()
+                    .map(|d| if self.secret { "<redacted>" } else { d.as_str() }),
+            )
+            .field("secret", &self.secret)
+            .finish()
+    }
+}
+
+/// A size such as `"64MiB"`, `"512KiB"` or `"1MB"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Size(pub u64);
+
+impl TryFrom<String> for Size {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        bytesize::ByteSize::from_str(s.trim())
+            .map(|b| Size(b.as_u64()))
+            .map_err(|_| {
+                format!("invalid size `{s}`: write a number and a unit, e.g. \"64MiB\" or \"512KiB\"")
+            })
+    }
+}
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", bytesize::ByteSize(self.0).display().iec())
+    }
+}
+
+/// A duration such as `"2s"`, `"500ms"` or `"1m 30s"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct HumanDuration(pub Duration);
+
+impl TryFrom<String> for HumanDuration {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        humantime::parse_duration(s.trim())
+            .map(HumanDuration)
+            .map_err(|e| format!("invalid duration `{s}` ({e}): write e.g. \"2s\" or \"500ms\""))
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+/// An HTTP method token, uppercase. Example: `"POST"`
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Method(pub http::Method);
+
+impl TryFrom<String> for Method {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        if s.is_empty() || s.bytes().any(|b| !b.is_ascii_uppercase()) {
+            return Err(format!(
+                "invalid method `{s}`: write an uppercase method such as \"GET\" or \"POST\""
+            ));
+        }
+        http::Method::from_bytes(s.as_bytes())
+            .map(Method)
+            .map_err(|_| format!("invalid method `{s}`"))
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+/// A component or variable id: lowercase letters, digits, `-` and `_`, starting with a letter.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
+struct Id(String);
+
+impl TryFrom<String> for Id {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        let ok = s.starts_with(|c: char| c.is_ascii_lowercase())
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if ok && s.len() <= 64 {
+            Ok(Id(s))
+        } else {
+            Err(format!(
+                "invalid id `{s}`: use lowercase letters, digits, `-` and `_`, starting with a letter (at most 64)"
+            ))
+        }
+    }
+}
+
+impl Manifest {
+    /// Load the manifest at `path`: a `flagon.toml` file, or a directory containing one.
+    pub fn load(path: &Path) -> Result<Self> {
+        let file = if path.is_dir() {
+            path.join(MANIFEST_FILE)
+        } else {
+            path.to_path_buf()
+        };
+        let text = std::fs::read_to_string(&file).map_err(|source| ManifestError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        Self::parse(&file, &text)
+    }
+
+    /// Parse and validate manifest text; `file` is used for messages and relative paths.
+    pub fn parse(file: &Path, text: &str) -> Result<Self> {
+        let raw: RawManifest = toml::from_str(text).map_err(|e| ManifestError::Parse {
+            file: file.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let dir = file
+            .parent()
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    p.to_path_buf()
+                }
+            })
+            .unwrap_or_else(|| PathBuf::from("."));
+        let manifest = Manifest {
+            file: file.to_path_buf(),
+            dir,
+            app: raw.app,
+            server: raw.server,
+            components: raw.components.into_iter().map(|(k, v)| (k.0, v)).collect(),
+            routes: raw.routes,
+            variables: raw.variables.into_iter().map(|(k, v)| (k.0, v)).collect(),
+        };
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
+    fn invalid(&self, key: impl Into<String>, message: impl Into<String>, help: impl Into<String>) -> ManifestError {
+        ManifestError::Invalid {
+            file: self.file.clone(),
+            key: key.into(),
+            message: message.into(),
+            help: help.into(),
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        const MIN_HEADER_BYTES: u64 = 8 * 1024;
+        if self.app.name.trim().is_empty() {
+            return Err(self.invalid("app.name", "the app name is empty", "set `name = \"myapp\"` in `[app]`"));
+        }
+        let s = &self.server;
+        if s.max_header_bytes.0 < MIN_HEADER_BYTES {
+            return Err(self.invalid(
+                "server.max_header_bytes",
+                format!("`{}` is below the minimum of 8KiB", s.max_header_bytes),
+                "set `max_header_bytes = \"8KiB\"` or more",
+            ));
+        }
+        for (key, value) in [
+            ("server.max_headers", s.max_headers as u64),
+            ("server.max_connections", s.max_connections as u64),
+            ("server.max_instances", u64::from(s.max_instances)),
+        ] {
+            if value == 0 {
+                return Err(self.invalid(key, "must be at least 1", format!("remove `{key}` to use the default")));
+            }
+        }
+        if s.header_read_timeout.0.is_zero() {
+            return Err(self.invalid(
+                "server.header_read_timeout",
+                "must be longer than zero",
+                "set e.g. `header_read_timeout = \"10s\"`",
+            ));
+        }
+
+        for (id, c) in &self.components {
+            let key = format!("components.{id}");
+            if c.source.as_os_str().is_empty() {
+                return Err(self.invalid(
+                    format!("{key}.source"),
+                    "the source path is empty",
+                    "point `source` at the component's `.wasm` file",
+                ));
+            }
+            if c.limits.memory.0 < 64 * 1024 || c.limits.memory.0 > 4 * 1024 * 1024 * 1024 {
+                return Err(self.invalid(
+                    format!("{key}.limits.memory"),
+                    format!("`{}` is outside 64KiB..4GiB", c.limits.memory),
+                    "set e.g. `limits = { memory = \"64MiB\" }`",
+                ));
+            }
+            if c.limits.timeout.0 < Duration::from_millis(1) {
+                return Err(self.invalid(
+                    format!("{key}.limits.timeout"),
+                    format!("`{}` is too short", c.limits.timeout),
+                    "set e.g. `limits = { timeout = \"2s\" }`",
+                ));
+            }
+            for name in c.grants.variables.iter().flatten() {
+                if !self.variables.contains_key(name) {
+                    return Err(self.invalid(
+                        format!("{key}.grants.variables"),
+                        format!("unknown variable `{name}`"),
+                        format!("declare it in `[variables]`, e.g. `{name} = {{ env = \"{}\" }}`", name.to_uppercase()),
+                    ));
+                }
+            }
+        }
+
+        let mut names = BTreeSet::new();
+        for (i, r) in self.routes.iter().enumerate() {
+            let key = format!("routes[{i}]");
+            if !self.components.contains_key(&r.component) {
+                let known = self.components.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>();
+                return Err(self.invalid(
+                    format!("{key}.component"),
+                    format!("unknown component `{}`", r.component),
+                    if known.is_empty() {
+                        format!("define `[components.{}]` with a `source`", r.component)
+                    } else {
+                        format!("define `[components.{}]` or use one of: {}", r.component, known.join(", "))
+                    },
+                ));
+            }
+            if !r.path.starts_with('/') {
+                return Err(self.invalid(
+                    format!("{key}.path"),
+                    format!("route path `{}` does not start with `/`", r.path),
+                    format!("write `path = \"/{}\"`", r.path),
+                ));
+            }
+            if r.path.contains("/:") || r.path.starts_with(':') {
+                return Err(self.invalid(
+                    format!("{key}.path"),
+                    format!("route path `{}` uses `:param`", r.path),
+                    "write parameters as `{param}`, and the rest of the path as `{*rest}`",
+                ));
+            }
+            if r.methods.is_empty() {
+                return Err(self.invalid(
+                    format!("{key}.methods"),
+                    "the list is empty",
+                    "list at least one method, e.g. `methods = [\"GET\"]`, or remove the key for GET",
+                ));
+            }
+            if let Some(name) = &r.name {
+                if name.is_empty() {
+                    return Err(self.invalid(format!("{key}.name"), "the name is empty", "give the route a name or remove the key"));
+                }
+                if !names.insert(name.as_str()) {
+                    return Err(self.invalid(
+                        format!("{key}.name"),
+                        format!("route name `{name}` is used twice"),
+                        "give every route a unique name",
+                    ));
+                }
+            }
+        }
+
+        for (name, v) in &self.variables {
+            if let Some(env) = &v.env
+                && (env.is_empty() || env.contains('='))
+            {
+                return Err(self.invalid(
+                    format!("variables.{name}.env"),
+                    format!("invalid environment variable name `{env}`"),
+                    "write the name of an environment variable, e.g. `env = \"API_TOKEN\"`",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolve a path from the manifest against the manifest's directory.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.dir.join(path)
+        }
+    }
+
+    /// The value of every variable, from the environment or its default.
+    ///
+    /// Fails on the first required variable that has no value, naming where it was looked up.
+    pub fn resolve_variables(&self, env: impl Fn(&str) -> Option<String>) -> Result<BTreeMap<String, Variable>> {
+        let mut out = BTreeMap::new();
+        for (name, v) in &self.variables {
+            let value = v.env.as_deref().and_then(&env).or_else(|| v.default.clone());
+            let Some(value) = value else {
+                let looked = match &v.env {
+                    Some(e) => format!("the environment variable `{e}` is not set and there is no `default`"),
+                    None => "it has neither `env` nor `default`".to_string(),
+                };
+                return Err(self.invalid(
+                    format!("variables.{name}"),
+                    format!("required variable `{name}` has no value: {looked}"),
+                    match &v.env {
+                        Some(e) => format!("set `{e}` in the environment, or add `default = \"...\"`"),
+                        None => format!("add `env = \"{}\"` or `default = \"...\"`", name.to_uppercase()),
+                    },
+                ));
+            };
+            out.insert(name.clone(), Variable { value, secret: v.secret });
+        }
+        Ok(out)
+    }
+}
+
+/// A resolved variable value.
+#[derive(Clone)]
+pub struct Variable {
+    pub value: String,
+    pub secret: bool,
+}
+
+impl fmt::Debug for Variable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.secret {
+            f.write_str("Variable(<redacted>)")
+        } else {
+            write!(f, "Variable({:?})", self.value)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Manifest> {
+        Manifest::parse(Path::new("app/flagon.toml"), text)
+    }
+
+    const MINIMAL: &str = r#"
+[app]
+name = "t"
+[components.hello]
+source = "hello.wasm"
+[[routes]]
+path = "/hello/{name}"
+component = "hello"
+"#;
+
+    #[test]
+    fn minimal_manifest_gets_defaults() {
+        let m = parse(MINIMAL).unwrap();
+        assert_eq!(m.server.max_body, Size(1 << 20));
+        assert_eq!(m.routes[0].methods, vec![Method(http::Method::GET)]);
+        assert_eq!(m.components["hello"].limits.memory, Size(64 << 20));
+        assert_eq!(m.resolve(Path::new("hello.wasm")), PathBuf::from("app/hello.wasm"));
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_choices() {
+        let err = parse(&MINIMAL.replace("source =", "sauce = \"x\"\nsource =")).unwrap_err().to_string();
+        assert!(err.contains("app/flagon.toml"), "{err}");
+        assert!(err.contains("unknown field `sauce`"), "{err}");
+        assert!(err.contains("source"), "{err}");
+        assert!(err.contains("line 5"), "{err}");
+    }
+
+    #[test]
+    fn bad_size_and_duration_say_how_to_write_them() {
+        let err = parse(&format!("{MINIMAL}\n[server]\nmax_body = \"lots\"\n")).unwrap_err().to_string();
+        assert!(err.contains("invalid size `lots`") && err.contains("64MiB"), "{err}");
+        let err = parse(&MINIMAL.replace("source = \"hello.wasm\"", "source = \"h.wasm\"\nlimits = { timeout = \"soon\" }"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid duration `soon`"), "{err}");
+    }
+
+    #[test]
+    fn unknown_component_in_route_lists_known_ones() {
+        let err = parse(&MINIMAL.replace("component = \"hello\"", "component = \"helo\"")).unwrap_err().to_string();
+        assert!(err.contains("`routes[0].component`"), "{err}");
+        assert!(err.contains("unknown component `helo`"), "{err}");
+        assert!(err.contains("`hello`"), "{err}");
+    }
+
+    #[test]
+    fn colon_params_are_explained() {
+        let err = parse(&MINIMAL.replace("{name}", ":name")).unwrap_err().to_string();
+        assert!(err.contains("{param}"), "{err}");
+    }
+
+    #[test]
+    fn bad_method_and_ids() {
+        let err = parse(&MINIMAL.replace("component = \"hello\"", "component = \"hello\"\nmethods = [\"get\"]"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid method `get`"), "{err}");
+        let err = parse(&MINIMAL.replace("[components.hello]", "[components.Hello]")).unwrap_err().to_string();
+        assert!(err.contains("invalid id `Hello`"), "{err}");
+    }
+
+    #[test]
+    fn grants_must_name_declared_variables() {
+        let text = MINIMAL.replace("source = \"hello.wasm\"", "source = \"h.wasm\"\ngrants = { variables = [\"token\"] }");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("components.hello.grants.variables"), "{err}");
+        assert!(err.contains("[variables]"), "{err}");
+    }
+
+    #[test]
+    fn required_variables_say_where_they_are_looked_up() {
+        let text = format!("{MINIMAL}\n[variables]\ntoken = {{ env = \"API_TOKEN\", secret = true }}\nhi = {{ default = \"x\" }}\n");
+        let m = parse(&text).unwrap();
+        let err = m.resolve_variables(|_| None).unwrap_err().to_string();
+        assert!(err.contains("`API_TOKEN` is not set"), "{err}");
+        let vars = m.resolve_variables(|k| (k == "API_TOKEN").then(|| "s3cret".to_string())).unwrap();
+        assert_eq!(vars["token"].value, "s3cret");
+        assert_eq!(vars["hi"].value, "x");
+        assert!(!format!("{vars:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn duplicate_route_names_are_refused() {
+        let text = format!("{MINIMAL}name = \"a\"\n[[routes]]\npath = \"/b\"\ncomponent = \"hello\"\nname = \"a\"\n");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("routes[1].name") && err.contains("used twice"), "{err}");
+    }
+}

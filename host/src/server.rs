@@ -1,0 +1,161 @@
+//! The HTTP server: accept loop, connection limits, HTTP/1.1 and HTTP/2, graceful shutdown.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+use crate::app::App;
+
+/// The HTTP/2 connection preface; a connection that starts with it speaks HTTP/2.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+pub struct Server {
+    app: Arc<App>,
+    listener: TcpListener,
+}
+
+impl Server {
+    /// Bind `addr` (port 0 picks a free port; see [`Server::local_addr`]).
+    pub async fn bind(app: Arc<App>, addr: SocketAddr) -> Result<Self> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        Ok(Self { app, listener })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Serve until `shutdown` resolves, then stop accepting and let in-flight requests finish
+    /// (up to `shutdown_grace`).
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        let settings = self.app.server_settings().clone();
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(settings.header_read_timeout.0)
+            .max_buf_size(usize::try_from(settings.max_header_bytes.0).unwrap_or(usize::MAX))
+            .max_headers(settings.max_headers)
+            .keep_alive(true);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(settings.max_header_bytes.0).unwrap_or(u32::MAX))
+            .max_concurrent_streams(256)
+            .keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(20));
+        let builder = Arc::new(builder);
+        let graceful = GracefulShutdown::new();
+        let connections = Arc::new(Semaphore::new(settings.max_connections));
+        let sniff_timeout = settings.header_read_timeout.0;
+
+        tokio::pin!(shutdown);
+        loop {
+            let permit = tokio::select! {
+                () = &mut shutdown => break,
+                permit = connections.clone().acquire_owned() => permit.expect("semaphore is never closed"),
+            };
+            let (stream, peer) = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Usually out of file descriptors: back off instead of spinning.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            let app = self.app.clone();
+            let builder = builder.clone();
+            let watcher = graceful.watcher();
+            tokio::spawn(async move {
+                let _permit = permit;
+                if !first_bytes_in_time(&stream, sniff_timeout).await {
+                    return;
+                }
+                let service = service_fn(move |req| {
+                    let app = app.clone();
+                    async move { Ok::<_, Infallible>(app.handle(req, peer).await) }
+                });
+                let conn = builder.serve_connection(TokioIo::new(stream), service);
+                if let Err(e) = watcher.watch(conn.into_owned()).await {
+                    tracing::debug!(client = %peer, "connection ended: {e}");
+                }
+            });
+        }
+
+        drop(self.listener);
+        tracing::info!(
+            connections = graceful.count(),
+            grace = %settings.shutdown_grace,
+            "shutting down: finishing in-flight requests"
+        );
+        if tokio::time::timeout(settings.shutdown_grace.0, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown grace period over; closing remaining connections");
+        }
+        Ok(())
+    }
+}
+
+/// Wait until the client has sent enough to tell HTTP/1 from HTTP/2, within `timeout`.
+///
+/// hyper's header-read timeout starts only once a protocol is chosen, and choosing one waits
+/// for bytes; without this, a client that connects and sends nothing (or half the HTTP/2
+/// preface) would hold a connection slot forever.
+async fn first_bytes_in_time(stream: &TcpStream, timeout: Duration) -> bool {
+    let sniff = async {
+        let mut buf = [0u8; H2_PREFACE.len()];
+        loop {
+            let n = match stream.peek(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => n,
+            };
+            if buf[..n] != H2_PREFACE[..n] || n == H2_PREFACE.len() {
+                return true;
+            }
+            // A partial HTTP/2 preface: the rest is normally in the next packet.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    };
+    tokio::time::timeout(timeout, sniff).await.unwrap_or(false)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("received SIGINT"),
+        () = term => tracing::info!("received SIGTERM"),
+    }
+}

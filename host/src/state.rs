@@ -1,0 +1,130 @@
+//! Per-request state: what one `Store` carries while one instance answers one request.
+//!
+//! A `HostState` is built for every request and dropped with its `Store`; nothing in it outlives
+//! the request, and a `Store` is never reused (not after success, a trap or a timeout).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::StoreLimits;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::flagon::app::{config, log, types};
+use crate::component::Guest;
+
+/// Most log lines one request may write through `flagon:app/log`; later lines are dropped and
+/// counted, so a guest cannot flood the host's log.
+pub const MAX_LOG_LINES_PER_REQUEST: u32 = 256;
+/// Longest log message kept; longer ones are cut (on a char boundary) and marked.
+pub const MAX_LOG_LINE_BYTES: usize = 4096;
+
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limits: StoreLimits,
+    pub(crate) guest: Arc<Guest>,
+    pub(crate) request_id: Arc<str>,
+    /// When this request's time in the guest is up (checked at every epoch tick).
+    pub(crate) deadline: Instant,
+    log_lines: u32,
+}
+
+impl HostState {
+    pub(crate) fn new(guest: Arc<Guest>, request_id: Arc<str>, deadline: Instant) -> Self {
+        // The WASI context grants nothing: no arguments, no environment, no preopened
+        // directories, no network; stdin is empty and stdout/stderr are discarded.
+        let wasi = WasiCtx::builder().build();
+        let limits = guest.store_limits();
+        Self {
+            wasi,
+            table: ResourceTable::new(),
+            limits,
+            guest,
+            request_id,
+            deadline,
+            log_lines: 0,
+        }
+    }
+
+    /// How many log lines this request tried to write past the limit.
+    pub(crate) fn dropped_log_lines(&self) -> u32 {
+        self.log_lines.saturating_sub(MAX_LOG_LINES_PER_REQUEST)
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl wasmtime_wasi_io::IoView for HostState {
+    fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+}
+
+impl types::Host for HostState {}
+
+impl log::Host for HostState {
+    fn log(&mut self, level: log::Level, message: String) {
+        self.log_lines = self.log_lines.saturating_add(1);
+        if self.log_lines > MAX_LOG_LINES_PER_REQUEST {
+            return;
+        }
+        let message = truncate(&message, MAX_LOG_LINE_BYTES);
+        let component = self.guest.id.as_str();
+        let request_id = &*self.request_id;
+        macro_rules! emit {
+            ($lvl:expr) => {
+                tracing::event!(target: "flagon::guest", $lvl, component, request_id, "{message}")
+            };
+        }
+        match level {
+            log::Level::Trace => emit!(tracing::Level::TRACE),
+            log::Level::Debug => emit!(tracing::Level::DEBUG),
+            log::Level::Info => emit!(tracing::Level::INFO),
+            log::Level::Warn => emit!(tracing::Level::WARN),
+            log::Level::Error => emit!(tracing::Level::ERROR),
+        }
+    }
+}
+
+impl config::Host for HostState {
+    fn get(&mut self, name: String) -> Option<String> {
+        self.guest
+            .variables
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn get_all(&mut self) -> Vec<(String, String)> {
+        self.guest.variables.to_vec()
+    }
+}
+
+fn truncate(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if s.len() <= max {
+        return s.into();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… [truncated {} bytes]", &s[..end], s.len() - end).into()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn truncate_keeps_char_boundaries() {
+        assert_eq!(super::truncate("héllo", 10), "héllo");
+        let t = super::truncate("héllo", 2);
+        assert!(t.starts_with("h…"), "{t}");
+    }
+}

@@ -1,0 +1,58 @@
+//! A handler that misbehaves in every way the host must contain. The route name picks the
+//! misbehaviour.
+
+use std::hint::black_box;
+
+use flagon_sdk::{Error, Handler, Request, Response};
+
+struct Hostile;
+
+impl Handler for Hostile {
+    fn handle(req: Request) -> Result<Response, Error> {
+        match req.route() {
+            Some("ok") => Ok(Response::text("still here")),
+            Some("spin") => {
+                // An infinite loop with no host calls: only epoch interruption can stop it.
+                let mut x = 0u64;
+                loop {
+                    x = black_box(x.wrapping_add(1));
+                }
+            }
+            Some("spin-host") => {
+                // An infinite loop that keeps calling into the host.
+                loop {
+                    flagon_sdk::log::trace("spinning");
+                }
+            }
+            Some("bomb") => {
+                // Allocate until the memory limit refuses to grow, touching every page.
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(black_box(vec![0xA5; 1 << 20]));
+                }
+            }
+            Some("recurse") => Ok(Response::text(format!("{}", recurse(black_box(0))))),
+            Some("panic") => panic!("guest panicked with a secret: hunter2"),
+            Some("bad-header") => {
+                Ok(Response::text("x").with_header("x-injected", "a\r\nset-cookie: evil=1"))
+            }
+            Some("bad-status") => Ok(Response::status(42)),
+            Some("big") => Ok(Response::text("x".repeat(8 << 20))),
+            Some("hop-by-hop") => Ok(Response::text("fine")
+                .with_header("connection", "close")
+                .with_header("content-length", "999")
+                .with_header("transfer-encoding", "chunked")),
+            _ => Err(Error::not_found()),
+        }
+    }
+}
+
+#[inline(never)]
+#[expect(unconditional_recursion, reason = "unbounded recursion is the point of this route")]
+fn recurse(n: u64) -> u64 {
+    // Unbounded recursion with a frame that black_box keeps from being optimised away.
+    let frame = black_box([n; 16]);
+    recurse(black_box(n + 1)).wrapping_add(frame[3])
+}
+
+flagon_sdk::export!(Hostile);
