@@ -1,0 +1,129 @@
+//! Integration tests: real HTTP over a socket to a real host serving real components built from
+//! `tests/programs` (see `tests/artifacts/build.rs`).
+
+mod cli;
+mod grants;
+mod harness;
+mod hostile;
+mod limits;
+mod routing;
+
+use flagon_test_artifacts as programs;
+
+/// Every guest test program must have a test module named after it that exercises it.
+macro_rules! assert_test_exists {
+    ($name:ident) => {
+        #[allow(unused_imports)]
+        use crate::program_tests::$name as _;
+    };
+}
+
+/// One module per test program, pointing at the tests that use it.
+mod program_tests {
+    pub(crate) use crate::hostile;
+    pub(crate) use crate::routing as hello;
+    pub(crate) use crate::grants as netprobe;
+}
+
+flagon_test_artifacts::foreach_program!(assert_test_exists);
+
+/// The standard test app: `hello` with a variable grant, and `hostile` with tight limits.
+pub fn app_manifest(server: &str) -> String {
+    format!(
+        r#"
+[app]
+name = "test"
+
+[server]
+header_read_timeout = "1s"
+{server}
+
+[components.hello]
+source = {hello}
+grants = {{ variables = ["greeting"] }}
+
+[components.hostile]
+source = {hostile}
+limits = {{ memory = "32MiB", timeout = "1s" }}
+
+[variables]
+greeting = {{ default = "howdy" }}
+secret_token = {{ default = "s3cr3t", secret = true }}
+
+[[routes]]
+path = "/"
+component = "hello"
+name = "index"
+
+[[routes]]
+path = "/greet/{{name}}"
+component = "hello"
+name = "greet"
+
+[[routes]]
+path = "/files/{{*path}}"
+component = "hello"
+name = "files"
+
+[[routes]]
+path = "/search"
+component = "hello"
+name = "search"
+
+[[routes]]
+path = "/echo"
+methods = ["POST", "PUT"]
+component = "hello"
+name = "echo-json"
+
+[[routes]]
+path = "/form"
+methods = ["POST"]
+component = "hello"
+name = "form"
+max_body = "16KiB"
+
+[[routes]]
+path = "/inspect"
+methods = ["GET", "POST", "DELETE", "PATCH"]
+component = "hello"
+name = "inspect"
+
+[[routes]]
+path = "/config"
+component = "hello"
+name = "config"
+
+[[routes]]
+path = "/redirect"
+component = "hello"
+name = "redirect"
+
+[[routes]]
+path = "/counter"
+component = "hello"
+name = "counter"
+
+[[routes]]
+path = "/slow"
+component = "hello"
+name = "slow"
+
+[[routes]]
+path = "/teapot"
+component = "hello"
+name = "teapot"
+
+[[routes]]
+path = "/fail"
+component = "hello"
+name = "fail"
+
+[[routes]]
+path = "/h/{{name}}"
+component = "hostile"
+"#,
+        hello = harness::program(programs::HELLO),
+        hostile = harness::program(programs::HOSTILE),
+    )
+}

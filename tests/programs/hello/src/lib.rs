@@ -2,7 +2,11 @@
 //! out, headers, and granted variables.
 
 use flagon_sdk::{Error, Handler, Request, Response};
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use serde::{Deserialize, Serialize};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 struct Hello;
 
@@ -71,6 +75,24 @@ impl Handler for Hello {
                 )))
             }
             Some("redirect") => Ok(Response::redirect("/")),
+            Some("counter") => {
+                // Each request gets a fresh instance, so this is always 1.
+                let n = COUNTER.fetch_add(1, Ordering::SeqCst) + 1;
+                Ok(Response::text(n.to_string()))
+            }
+            Some("slow") => {
+                // Busy for `ms` milliseconds of wall-clock time, then answer.
+                #[derive(Deserialize)]
+                struct Q {
+                    ms: u64,
+                }
+                let q: Q = req.query()?;
+                let start = std::time::Instant::now();
+                while start.elapsed() < std::time::Duration::from_millis(q.ms) {
+                    std::hint::spin_loop();
+                }
+                Ok(Response::text("done"))
+            }
             Some("teapot") => Err(Error::new(418, "short and stout")),
             Some("fail") => Err(Error::internal("database password is hunter2")),
             _ => Err(Error::not_found()),

@@ -1,5 +1,5 @@
-//! A handler that misbehaves in every way the host must contain. The route name picks the
-//! misbehaviour.
+//! A handler that misbehaves in every way the host must contain. The route is `/h/{name}` and the
+//! `name` parameter picks the misbehaviour.
 
 use std::hint::black_box;
 
@@ -9,7 +9,7 @@ struct Hostile;
 
 impl Handler for Hostile {
     fn handle(req: Request) -> Result<Response, Error> {
-        match req.route() {
+        match req.param("name") {
             Some("ok") => Ok(Response::text("still here")),
             Some("spin") => {
                 // An infinite loop with no host calls: only epoch interruption can stop it.
@@ -42,6 +42,18 @@ impl Handler for Hostile {
                 .with_header("connection", "close")
                 .with_header("content-length", "999")
                 .with_header("transfer-encoding", "chunked")),
+            Some("probe") => {
+                // What can the guest learn about or reach on the host?
+                let env = std::env::vars().count();
+                let args = std::env::args().count();
+                let passwd = std::fs::read("/etc/passwd").is_ok();
+                let environ = std::fs::read("/proc/self/environ").is_ok();
+                let cwd = std::fs::read_dir(".").is_ok();
+                let spawn = std::process::Command::new("/bin/sh").arg("-c").arg("true").status().is_ok();
+                Ok(Response::text(format!(
+                    "env={env} args={args} passwd={passwd} environ={environ} cwd={cwd} spawn={spawn}"
+                )))
+            }
             _ => Err(Error::not_found()),
         }
     }

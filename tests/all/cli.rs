@@ -1,0 +1,95 @@
+//! The `flagon` binary: check, routes, build, and serve with graceful shutdown.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::app_manifest;
+use crate::harness::{BinServer, Req, TestManifest, cache_dir, send};
+
+fn flagon(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_flagon"))
+        .args(args)
+        .env("FLAGON_CACHE_DIR", cache_dir())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_reports_imports_and_grants() {
+    let m = TestManifest::new(&app_manifest(""));
+    let (ok, out, err) = flagon(&["check", m.path.to_str().unwrap()]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("component `hello`"), "{out}");
+    assert!(out.contains("imports flagon:app/config@0.1.0 (Config)"), "{out}");
+    assert!(out.contains("granted: log, variables [greeting]"), "{out}");
+    // Secret values are never printed.
+    assert!(out.contains("variable `secret_token` = <secret>"), "{out}");
+    assert!(!out.contains("s3cr3t"), "{out}");
+}
+
+#[test]
+fn check_fails_on_ungranted_imports_and_bad_manifests() {
+    let m = TestManifest::new(&app_manifest("").replace("grants = { variables = [\"greeting\"] }\n", ""));
+    let (ok, out, _) = flagon(&["check", m.dir.path().to_str().unwrap()]);
+    assert!(!ok);
+    assert!(out.contains("imports `flagon:app/config@0.1.0`, which it was not granted"), "{out}");
+
+    let m = TestManifest::new("[app]\nname = \"t\"\n[server]\nlisten = \"localhost\"\n");
+    let (ok, _, err) = flagon(&["check", m.path.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("flagon.toml") && err.contains("listen") && err.contains("line 4"), "{err}");
+}
+
+#[test]
+fn routes_prints_a_table() {
+    let m = TestManifest::new(&app_manifest(""));
+    let (ok, out, err) = flagon(&["routes", m.path.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("Name") && lines[0].contains("Methods") && lines[0].contains("Rule"), "{out}");
+    assert!(out.contains("greet      GET, HEAD"), "{out}");
+    assert!(out.lines().any(|l| l.contains("POST, PUT") && l.contains("/echo")), "{out}");
+}
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_requests_finish() {
+    let server = BinServer::start(&app_manifest("")).await;
+    assert!(server.log().contains("component loaded"));
+    let addr = server.addr;
+    let slow = tokio::spawn(send(addr, Req::new("GET", "/slow?ms=700")));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let r = slow.await.unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "done"));
+    // New connections are refused once shutdown began, and the process exits cleanly.
+    let mut server = server;
+    let status = tokio::task::spawn_blocking(move || {
+        let s = server.child.wait().unwrap();
+        (s, server)
+    })
+    .await
+    .unwrap();
+    assert!(status.0.success(), "exit status {:?}", status.0);
+    let log = status.1.log();
+    assert!(log.contains("received SIGTERM") && log.contains("stopped"), "{log}");
+    assert!(log.contains("flagon::access") && log.contains("status=200"), "{log}");
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn second_start_uses_the_precompiled_cache() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = cache.path().to_str().unwrap();
+    let first = BinServer::start_with(&app_manifest(""), &[("FLAGON_CACHE_DIR", dir)]).await;
+    assert!(first.log().contains("cached=false"), "{}", first.log());
+    drop(first);
+    let second = BinServer::start_with(&app_manifest(""), &[("FLAGON_CACHE_DIR", dir)]).await;
+    assert!(!second.log().contains("cached=false"), "{}", second.log());
+    assert!(second.log().contains("cached=true"));
+}

@@ -1,0 +1,78 @@
+//! Capabilities: components see only what they were granted, and importing anything else is
+//! refused at load.
+
+use crate::app_manifest;
+use crate::harness::{TestManifest, TestServer, program};
+use crate::programs;
+
+#[tokio::test]
+async fn granted_variables_only() {
+    let s = TestServer::start(&app_manifest("")).await;
+    let r = s.get("/config").await;
+    assert_eq!(r.text(), "greeting=howdy ungranted-visible=false count=1");
+}
+
+#[test]
+fn ungranted_import_is_refused_at_load() {
+    // `hello` imports `flagon:app/config`; without `grants.variables` it must not load.
+    let text = app_manifest("").replace("grants = { variables = [\"greeting\"] }\n", "");
+    let err = format!("{:#}", TestManifest::new(&text).load().err().expect("load must fail"));
+    assert!(err.contains("component `hello`"), "{err}");
+    assert!(err.contains("`flagon:app/config@0.1.0`"), "{err}");
+    assert!(err.contains("grants = { variables = [\"name\"] }"), "{err}");
+    assert!(err.contains("[components.hello]"), "{err}");
+    assert!(err.contains("flagon.toml"), "{err}");
+}
+
+#[test]
+fn sockets_are_not_offered() {
+    let text = format!(
+        "[app]\nname = \"t\"\n[components.net]\nsource = {}\n[[routes]]\npath = \"/\"\ncomponent = \"net\"\n",
+        program(programs::NETPROBE)
+    );
+    let err = format!("{:#}", TestManifest::new(&text).load().err().expect("load must fail"));
+    assert!(err.contains("component `net` imports `wasi:sockets/"), "{err}");
+    assert!(err.contains("Flagon does not offer"), "{err}");
+}
+
+#[test]
+fn precompiled_components_are_cached() {
+    let cache = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[app]\nname = \"t\"\n[server]\ncache_dir = {:?}\n[components.h]\nsource = {}\n",
+        cache.path().join("c").display().to_string(),
+        program(programs::HOSTILE)
+    );
+    let manifest = TestManifest::new(&text);
+    let load = || {
+        let m = flagon::Manifest::load(&manifest.path).unwrap();
+        flagon::App::load(&m, &flagon::LoadOptions::default()).unwrap()
+    };
+    assert_eq!(load().components()[0].origin, flagon::engine::Origin::Compiled);
+    assert_eq!(load().components()[0].origin, flagon::engine::Origin::Cache);
+    let entries: Vec<_> = std::fs::read_dir(cache.path().join("c")).unwrap().collect();
+    assert_eq!(entries.len(), 1);
+
+    // A corrupted entry is ignored and replaced, never trusted.
+    let entry = entries[0].as_ref().unwrap().path();
+    std::fs::write(&entry, b"garbage").unwrap();
+    assert_eq!(load().components()[0].origin, flagon::engine::Origin::Compiled);
+    assert_eq!(load().components()[0].origin, flagon::engine::Origin::Cache);
+}
+
+#[test]
+fn missing_component_file_says_to_build() {
+    let text = "[app]\nname = \"t\"\n[components.x]\nsource = \"nope.wasm\"\nbuild = \"true\"\n";
+    let err = format!("{:#}", TestManifest::new(text).load().err().unwrap());
+    assert!(err.contains("components.x.source") && err.contains("flagon build"), "{err}");
+}
+
+#[test]
+fn missing_required_variable_stops_the_start() {
+    let text = format!(
+        "[app]\nname = \"t\"\n[components.h]\nsource = {}\n[variables]\ntoken = {{ env = \"FLAGON_TEST_SURELY_UNSET\", secret = true }}\n",
+        program(programs::HOSTILE)
+    );
+    let err = format!("{:#}", TestManifest::new(&text).load().err().unwrap());
+    assert!(err.contains("`FLAGON_TEST_SURELY_UNSET` is not set"), "{err}");
+}

@@ -1,0 +1,268 @@
+//! Test harness: start a real server on 127.0.0.1:0 for a manifest, and talk HTTP to it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use flagon::{App, CacheDir, LoadOptions, Manifest, Server};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+/// Shared precompiled-component cache for the test run, so each program compiles once.
+pub fn cache_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("flagon-test-cache")
+}
+
+/// A manifest in a temporary directory.
+pub struct TestManifest {
+    pub dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+impl TestManifest {
+    pub fn new(text: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flagon.toml");
+        std::fs::write(&path, text).unwrap();
+        Self { dir, path }
+    }
+
+    pub fn load(&self) -> anyhow::Result<App> {
+        let manifest = Manifest::load(&self.path)?;
+        App::load(
+            &manifest,
+            &LoadOptions {
+                cache: CacheDir::Path(cache_dir()),
+            },
+        )
+    }
+}
+
+/// A running server; shut down when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub app: Arc<App>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _manifest: TestManifest,
+}
+
+impl TestServer {
+    pub async fn start(manifest_text: &str) -> Self {
+        let manifest = TestManifest::new(manifest_text);
+        let app = Arc::new(manifest.load().expect("test app loads"));
+        let server = Server::bind(app.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = server.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            app,
+            stop: Some(stop),
+            task: Some(task),
+            _manifest: manifest,
+        }
+    }
+
+    /// Stop accepting and wait for in-flight requests.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap().unwrap();
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(Req::new("GET", path)).await
+    }
+
+    pub async fn send(&self, req: Req) -> Reply {
+        send(self.addr, req).await
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A request to send.
+pub struct Req {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub http2: bool,
+}
+
+impl Req {
+    pub fn new(method: &str, path: &str) -> Self {
+        Self {
+            method: method.into(),
+            path: path.into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            http2: false,
+        }
+    }
+    pub fn header(mut self, k: &str, v: &str) -> Self {
+        self.headers.push((k.into(), v.into()));
+        self
+    }
+    pub fn body(mut self, b: impl Into<Vec<u8>>) -> Self {
+        self.body = b.into();
+        self
+    }
+    pub fn http2(mut self) -> Self {
+        self.http2 = true;
+        self
+    }
+}
+
+/// A response as received.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Vec<u8>,
+    pub version: http::Version,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Send one request on a new connection (HTTP/1.1, or HTTP/2 with prior knowledge).
+pub async fn send(addr: SocketAddr, req: Req) -> Reply {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let io = TokioIo::new(stream);
+    let mut builder = http::Request::builder()
+        .method(req.method.as_str())
+        .uri(format!("http://{addr}{}", req.path));
+    if !req.http2 {
+        builder = builder.header("host", addr.to_string());
+    }
+    for (k, v) in &req.headers {
+        builder = builder.header(k, v);
+    }
+    let request = builder.body(Full::new(Bytes::from(req.body))).unwrap();
+    let response = if req.http2 {
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        sender.send_request(request).await.unwrap()
+    } else {
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+        tokio::spawn(conn);
+        sender.send_request(request).await.unwrap()
+    };
+    let status = response.status().as_u16();
+    let version = response.version();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
+    Reply {
+        status,
+        headers,
+        body,
+        version,
+    }
+}
+
+/// The path of a guest test program, as a TOML string.
+pub fn program(path: &str) -> String {
+    format!("{path:?}")
+}
+
+/// A `flagon serve` child process on 127.0.0.1:0, killed when dropped.
+pub struct BinServer {
+    pub addr: SocketAddr,
+    pub child: std::process::Child,
+    pub log: Arc<std::sync::Mutex<String>>,
+    _manifest: TestManifest,
+}
+
+impl BinServer {
+    pub async fn start(manifest_text: &str) -> Self {
+        Self::start_with(manifest_text, &[]).await
+    }
+
+    pub async fn start_with(manifest_text: &str, env: &[(&str, &str)]) -> Self {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        let manifest = TestManifest::new(manifest_text);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_flagon"))
+            .arg("serve")
+            .arg(&manifest.path)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("FLAGON_CACHE_DIR", cache_dir())
+            .env("FLAGON_LOG", "info")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+                    let _ = tx.send(addr);
+                }
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(std::time::Duration::from_secs(60)))
+            .await
+            .unwrap()
+            .unwrap_or_else(|_| panic!("flagon serve did not start; log:\n{}", log.lock().unwrap()));
+        Self {
+            addr: addr.parse().unwrap(),
+            child,
+            log,
+            _manifest: manifest,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        send(self.addr, Req::new("GET", path)).await
+    }
+
+    /// The server process's resident memory, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for BinServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

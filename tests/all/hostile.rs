@@ -1,0 +1,108 @@
+//! Guests that misbehave are contained: the request fails with the right 5xx, nothing leaks, and
+//! the host and other requests carry on.
+
+use std::time::{Duration, Instant};
+
+use crate::app_manifest;
+use crate::harness::{BinServer, TestServer};
+
+#[tokio::test]
+async fn infinite_loops_are_stopped_while_others_are_served() {
+    let s = TestServer::start(&app_manifest("")).await; // hostile timeout = 1s
+    let addr = s.addr;
+    for route in ["/h/spin", "/h/spin-host"] {
+        let started = Instant::now();
+        let looping = tokio::spawn(async move {
+            let r = crate::harness::send(addr, crate::harness::Req::new("GET", route)).await;
+            (r, started.elapsed())
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Two spinning guests on a two-core machine still leave room for everyone else.
+        for _ in 0..5 {
+            let t = Instant::now();
+            let r = s.get("/h/ok").await;
+            assert_eq!((r.status, r.text().as_str()), (200, "still here"));
+            assert!(t.elapsed() < Duration::from_millis(800), "{route}: ok took {:?}", t.elapsed());
+        }
+        let (r, took) = looping.await.unwrap();
+        assert_eq!(r.status, 504, "{route}: {}", r.text());
+        assert!(r.text().starts_with("504 Gateway Timeout\nrequest id: "), "{}", r.text());
+        assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(3), "{route}: {took:?}");
+    }
+}
+
+#[tokio::test]
+async fn traps_are_500_with_the_request_id_only() {
+    let s = TestServer::start(&app_manifest("")).await;
+    for route in ["/h/panic", "/h/recurse", "/h/bomb", "/h/bad-header", "/h/bad-status"] {
+        let r = s.get(route).await;
+        assert_eq!(r.status, 500, "{route}");
+        let id = r.header("x-request-id").unwrap();
+        assert_eq!(r.text(), format!("500 Internal Server Error\nrequest id: {id}\n"), "{route}");
+        assert!(r.header("x-injected").is_none() && r.header("set-cookie").is_none());
+    }
+    // The host is unharmed and serves the same component again.
+    assert_eq!(s.get("/h/ok").await.status, 200);
+}
+
+#[tokio::test]
+async fn host_owned_headers_from_guests_are_ignored() {
+    let s = TestServer::start(&app_manifest("")).await;
+    let r = s.get("/h/hop-by-hop").await;
+    assert_eq!((r.status, r.text().as_str()), (200, "fine"));
+    assert_eq!(r.header("content-length"), Some("4"));
+    assert!(r.header("transfer-encoding").is_none());
+    // The connection header from the guest did not close the connection's framing either:
+    assert_eq!(s.get("/h/ok").await.status, 200);
+}
+
+#[tokio::test]
+async fn large_responses_are_delivered() {
+    let s = TestServer::start(&app_manifest("")).await;
+    let r = s.get("/h/big").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), 8 << 20);
+}
+
+#[tokio::test]
+async fn guests_see_no_environment_arguments_files_or_processes() {
+    let s = TestServer::start(&app_manifest("")).await;
+    let r = s.get("/h/probe").await;
+    assert_eq!(
+        r.text(),
+        "env=0 args=0 passwd=false environ=false cwd=false spawn=false"
+    );
+}
+
+#[tokio::test]
+async fn no_free_instance_slot_is_503() {
+    let s = TestServer::start(&app_manifest("max_instances = 1")).await;
+    let addr = s.addr;
+    let spinning = tokio::spawn(crate::harness::send(addr, crate::harness::Req::new("GET", "/h/spin")));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = s.get("/h/ok").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(spinning.await.unwrap().status, 504);
+    assert_eq!(s.get("/h/ok").await.status, 200);
+}
+
+/// Memory bombs hit the per-instance limit; the host's own memory stays bounded however many
+/// there are (measured on a separate `flagon serve` process).
+#[tokio::test]
+async fn memory_bombs_leave_host_memory_bounded() {
+    let server = BinServer::start(&app_manifest("")).await;
+    let warmup = server.get("/h/bomb").await;
+    assert_eq!(warmup.status, 500);
+    let before = server.rss_kib();
+    for _ in 0..12 {
+        assert_eq!(server.get("/h/bomb").await.status, 500);
+    }
+    let after = server.rss_kib();
+    // Each bomb fills 32MiB; twelve of them retained would be 384MiB.
+    assert!(
+        after < before + 64 * 1024,
+        "host RSS grew from {before} KiB to {after} KiB"
+    );
+    assert_eq!(server.get("/h/ok").await.status, 200);
+}

@@ -1,0 +1,140 @@
+//! Request limits: body size (413), header size and count (431), slow clients (slowloris).
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::app_manifest;
+use crate::harness::{Req, TestServer};
+
+#[tokio::test]
+async fn body_limits_per_server_and_route() {
+    let s = TestServer::start(&app_manifest("max_body = \"64KiB\"")).await;
+    let json = |n: usize| {
+        Req::new("POST", "/echo")
+            .header("content-type", "application/json")
+            .body(format!(r#"{{"name":"{}","times":1}}"#, "a".repeat(n)))
+    };
+    assert_eq!(s.send(json(60_000)).await.status, 200);
+    assert_eq!(s.send(json(70_000)).await.status, 413);
+    // The route's own limit (16KiB) wins over the server's.
+    let form = |n: usize| {
+        Req::new("POST", "/form")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("name={}&times=1", "b".repeat(n)))
+    };
+    assert_eq!(s.send(form(10_000)).await.status, 200);
+    assert_eq!(s.send(form(20_000)).await.status, 413);
+}
+
+#[tokio::test]
+async fn chunked_body_past_the_limit_is_413() {
+    let s = TestServer::start(&app_manifest("max_body = \"8KiB\"")).await;
+    let mut stream = TcpStream::connect(s.addr).await.unwrap();
+    let mut req = b"POST /inspect HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..4 {
+        req.extend_from_slice(b"1000\r\n");
+        req.extend_from_slice(&[b'z'; 0x1000]);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    stream.write_all(&req).await.unwrap();
+    let head = read_head(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+}
+
+#[tokio::test]
+async fn oversized_or_too_many_headers_are_431() {
+    let s = TestServer::start(&app_manifest("max_header_bytes = \"8KiB\"\nmax_headers = 20")).await;
+    let big = "v".repeat(10_000);
+    let mut stream = TcpStream::connect(s.addr).await.unwrap();
+    stream
+        .write_all(format!("GET / HTTP/1.1\r\nhost: x\r\nx-big: {big}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let head = read_head(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 431"), "{head}");
+
+    let mut stream = TcpStream::connect(s.addr).await.unwrap();
+    let many: String = (0..30).map(|i| format!("x-h{i}: {i}\r\n")).collect();
+    stream
+        .write_all(format!("GET / HTTP/1.1\r\nhost: x\r\n{many}\r\n").as_bytes())
+        .await
+        .unwrap();
+    let head = read_head(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 431"), "{head}");
+
+    // The server is still fine.
+    assert_eq!(s.get("/").await.status, 200);
+}
+
+#[tokio::test]
+async fn bad_framing_is_400_not_a_crash() {
+    let s = TestServer::start(&app_manifest("")).await;
+    let mut stream = TcpStream::connect(s.addr).await.unwrap();
+    stream.write_all(b"GET / HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\ncontent-length: 7\r\n\r\nabcde").await.unwrap();
+    let head = read_head(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    let mut stream = TcpStream::connect(s.addr).await.unwrap();
+    stream.write_all(b"NOT HTTP AT ALL\r\n\r\n").await.unwrap();
+    let head = read_head(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 400") || head.is_empty(), "{head}");
+    assert_eq!(s.get("/").await.status, 200);
+}
+
+/// A client that sends its request head a byte at a time, slower than the header-read timeout
+/// allows, is cut off in time; so is one that connects and sends nothing, or half of the
+/// HTTP/2 preface. Meanwhile other clients are served.
+#[tokio::test]
+async fn slowloris_connections_are_closed_in_time() {
+    let s = TestServer::start(&app_manifest("")).await; // header_read_timeout = 1s
+    let started = Instant::now();
+
+    let silent = TcpStream::connect(s.addr).await.unwrap();
+    let half_h2 = {
+        let mut c = TcpStream::connect(s.addr).await.unwrap();
+        c.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+        c
+    };
+    let mut dribble = TcpStream::connect(s.addr).await.unwrap();
+    let dribbler = tokio::spawn(async move {
+        for b in b"GET / HTTP/1.1\r\nhost: x\r\nx-slow: ".iter().chain(std::iter::repeat(&b'a')) {
+            if dribble.write_all(&[*b]).await.is_err() {
+                return Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if started.elapsed() > Duration::from_secs(10) {
+                panic!("slow connection still open after 10s");
+            }
+        }
+        unreachable!()
+    });
+
+    assert_eq!(s.get("/").await.status, 200, "others are served meanwhile");
+
+    for (name, mut conn) in [("silent", silent), ("half HTTP/2 preface", half_h2)] {
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("{name} connection still open after 5s"));
+        assert!(matches!(n, Ok(0) | Err(_)), "{name}: expected close, got {n:?}");
+    }
+    let closed_at = dribbler.await.unwrap();
+    let open_for = closed_at - started;
+    assert!(open_for < Duration::from_secs(4), "dribbling client was allowed {open_for:?}");
+}
+
+/// Read a response head (up to the blank line) or whatever arrives before the peer closes.
+async fn read_head(stream: &mut TcpStream) -> String {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
