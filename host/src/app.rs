@@ -56,7 +56,12 @@ impl App {
     /// Load every component of `manifest`, check its grants, and build the route table.
     pub fn load(manifest: &Manifest, options: &LoadOptions) -> Result<Self> {
         let variables = manifest.resolve_variables(|k| std::env::var(k).ok())?;
-        let max_memory = manifest.components.values().map(|c| c.limits.memory.0).max().unwrap_or(64 << 20);
+        let max_memory = manifest
+            .components
+            .values()
+            .map(|c| c.limits.memory.0)
+            .max()
+            .unwrap_or(64 << 20);
         let engine = FlagonEngine::new(&EngineSettings {
             max_instances: manifest.server.max_instances,
             max_memory,
@@ -80,7 +85,14 @@ impl App {
         let mut components = Vec::with_capacity(manifest.components.len());
         for id in manifest.components.keys() {
             let started = Instant::now();
-            let loaded = LoadedComponent::load(&engine.engine, &linker, manifest, id, &variables, cache_dir.as_deref())?;
+            let loaded = LoadedComponent::load(
+                &engine.engine,
+                &linker,
+                manifest,
+                id,
+                &variables,
+                cache_dir.as_deref(),
+            )?;
             tracing::info!(
                 component = %id,
                 source = %loaded.path.display(),
@@ -90,7 +102,12 @@ impl App {
             );
             components.push(loaded);
         }
-        let ids: BTreeMap<&str, usize> = manifest.components.keys().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
+        let ids: BTreeMap<&str, usize> = manifest
+            .components
+            .keys()
+            .enumerate()
+            .map(|(i, k)| (k.as_str(), i))
+            .collect();
         let router = Router::new(manifest, |id| ids[id])?;
         Ok(Self {
             components,
@@ -127,9 +144,10 @@ impl App {
         let request_id = RequestId::new();
         let method = req.method().clone();
         let mut response = self.dispatch(req, client, &request_id).await;
-        response
-            .headers_mut()
-            .insert(HeaderName::from_static("x-request-id"), request_id.header_value());
+        response.headers_mut().insert(
+            HeaderName::from_static("x-request-id"),
+            request_id.header_value(),
+        );
         tracing::info!(
             target: "flagon::access",
             request_id = %request_id,
@@ -142,7 +160,12 @@ impl App {
         response
     }
 
-    async fn dispatch<B>(&self, req: http::Request<B>, client: SocketAddr, request_id: &RequestId) -> http::Response<Body>
+    async fn dispatch<B>(
+        &self,
+        req: http::Request<B>,
+        client: SocketAddr,
+        request_id: &RequestId,
+    ) -> http::Response<Body>
     where
         B: hyper::body::Body<Data = Bytes>,
         B::Error: std::error::Error + Send + Sync + 'static,
@@ -201,7 +224,12 @@ impl App {
             headers: parts
                 .headers
                 .iter()
-                .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
                 .collect(),
             body: Vec::from(body),
             client: client.to_string(),
@@ -214,10 +242,7 @@ impl App {
             .call(&self.engine.engine, request_id.shared(), &wit_request)
             .await;
         let response = match outcome {
-            Ok(r) => match into_http(r, &component.guest.id, request_id) {
-                Ok(r) => r,
-                Err(r) => r,
-            },
+            Ok(r) => into_http(r, &component.guest.id, request_id),
             Err(Failure::Timeout) => {
                 tracing::warn!(component = %component.guest.id, request_id = %request_id, "guest stopped at its deadline");
                 error_page(StatusCode::GATEWAY_TIMEOUT, request_id)
@@ -225,7 +250,8 @@ impl App {
             Err(Failure::Overloaded) => {
                 tracing::warn!(component = %component.guest.id, request_id = %request_id, "no free instance slot");
                 let mut r = error_page(StatusCode::SERVICE_UNAVAILABLE, request_id);
-                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 r
             }
             Err(Failure::Trap(detail)) => {
@@ -239,7 +265,9 @@ impl App {
             let len = response.body().size_hint_exact();
             *response.body_mut() = Body::default();
             if let Some(len) = len {
-                response.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
             }
         }
         response
@@ -289,19 +317,36 @@ fn wit_method(m: &Method) -> WitMethod {
 fn host_owned(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
-        "content-length" | "transfer-encoding" | "connection" | "keep-alive" | "upgrade" | "proxy-connection" | "te" | "trailer"
+        "content-length"
+            | "transfer-encoding"
+            | "connection"
+            | "keep-alive"
+            | "upgrade"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
     )
 }
 
-/// Turn a guest's response into an HTTP response, validating everything the guest controls.
-fn into_http(r: bindings::Response, component: &str, request_id: &RequestId) -> Result<http::Response<Body>, http::Response<Body>> {
+/// Turn a guest's response into an HTTP response, validating everything the guest controls;
+/// anything invalid becomes a 500 (and a log line saying what was wrong).
+fn into_http(
+    r: bindings::Response,
+    component: &str,
+    request_id: &RequestId,
+) -> http::Response<Body> {
     let fail = |why: String| {
         tracing::error!(component, request_id = %request_id, "invalid response from guest: {why}");
         error_page(StatusCode::INTERNAL_SERVER_ERROR, request_id)
     };
     let status = match StatusCode::from_u16(r.status) {
         Ok(s) if s.as_u16() >= 200 => s,
-        _ => return Err(fail(format!("status {} is not a final HTTP status (200-999)", r.status))),
+        _ => {
+            return fail(format!(
+                "status {} is not a final HTTP status (200-999)",
+                r.status
+            ));
+        }
     };
     let mut out = http::Response::new(Body::new(Bytes::from(r.body)));
     *out.status_mut() = status;
@@ -309,12 +354,12 @@ fn into_http(r: bindings::Response, component: &str, request_id: &RequestId) -> 
     headers.reserve(r.headers.len());
     for (name, value) in r.headers {
         let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
-            return Err(fail(format!("invalid header name {name:?}")));
+            return fail(format!("invalid header name {name:?}"));
         };
         // `HeaderValue::from_str` refuses CR, LF and other control bytes, so a guest cannot
         // split the response or inject headers.
         let Ok(value) = HeaderValue::from_str(&value) else {
-            return Err(fail(format!("invalid value for header `{name}`")));
+            return fail(format!("invalid value for header `{name}`"));
         };
         if host_owned(&name) {
             tracing::debug!(component, request_id = %request_id, "ignoring host-owned header `{name}` from guest");
@@ -322,7 +367,7 @@ fn into_http(r: bindings::Response, component: &str, request_id: &RequestId) -> 
         }
         headers.append(name, value);
     }
-    Ok(out)
+    out
 }
 
 /// A plain error page: the status and the request id, nothing else.
@@ -334,8 +379,10 @@ pub fn error_page(status: StatusCode, request_id: &RequestId) -> http::Response<
     );
     let mut r = http::Response::new(Body::new(Bytes::from(text)));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r

@@ -15,7 +15,10 @@ pub fn build_components(manifest: &Manifest, only: Option<&str>) -> Result<()> {
         .iter()
         .filter(|(id, _)| only.is_none_or(|o| o == id.as_str()))
         .filter_map(|(id, c)| {
-            let dir = c.workdir.as_ref().map_or_else(|| manifest.dir.clone(), |w| manifest.resolve(w));
+            let dir = c
+                .workdir
+                .as_ref()
+                .map_or_else(|| manifest.dir.clone(), |w| manifest.resolve(w));
             c.build.as_ref().map(|cmd| (id, cmd, dir))
         })
         .collect();
@@ -25,12 +28,19 @@ pub fn build_components(manifest: &Manifest, only: Option<&str>) -> Result<()> {
         bail!("no component `{o}` in `{}`", manifest.file.display());
     }
     if todo.is_empty() {
-        eprintln!("nothing to build: no component in `{}` has a `build` command", manifest.file.display());
+        eprintln!(
+            "nothing to build: no component in `{}` has a `build` command",
+            manifest.file.display()
+        );
         return Ok(());
     }
     let total = todo.len();
     for (n, (id, cmd, dir)) in todo.into_iter().enumerate() {
-        eprintln!("[{}/{total}] building `{id}`: {cmd}  (in {})", n + 1, dir.display());
+        eprintln!(
+            "[{}/{total}] building `{id}`: {cmd}  (in {})",
+            n + 1,
+            dir.display()
+        );
         let started = Instant::now();
         let status = shell(cmd)
             .current_dir(&dir)
@@ -50,7 +60,11 @@ pub fn build_components(manifest: &Manifest, only: Option<&str>) -> Result<()> {
                 manifest.file.display()
             );
         }
-        eprintln!("[{}/{total}] built `{id}` in {:.1?}", n + 1, started.elapsed());
+        eprintln!(
+            "[{}/{total}] built `{id}` in {:.1?}",
+            n + 1,
+            started.elapsed()
+        );
     }
     Ok(())
 }

@@ -11,11 +11,11 @@ use std::fmt;
 
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Result};
-use wasmtime_wasi::p2::bindings as wasi;
 use wasmtime_wasi::WasiView;
 use wasmtime_wasi::cli::{WasiCli, WasiCliView};
 use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
 use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView};
+use wasmtime_wasi::p2::bindings as wasi;
 use wasmtime_wasi::random::WasiRandom;
 
 use crate::bindings::flagon::app as flagon;
@@ -62,14 +62,8 @@ impl Capability {
 /// Why a component cannot be loaded with its grants.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImportError {
-    NotGranted {
-        import: String,
-        hint: &'static str,
-    },
-    NotOffered {
-        import: String,
-        reason: String,
-    },
+    NotGranted { import: String, hint: &'static str },
+    NotOffered { import: String, reason: String },
 }
 
 impl fmt::Display for ImportError {
@@ -80,7 +74,10 @@ impl fmt::Display for ImportError {
                 "imports `{import}`, which it was not granted\n  help: add `{hint}` to its `[components.<id>]` table"
             ),
             ImportError::NotOffered { import, reason } => {
-                write!(f, "imports `{import}`, which Flagon does not offer: {reason}")
+                write!(
+                    f,
+                    "imports `{import}`, which Flagon does not offer: {reason}"
+                )
             }
         }
     }
@@ -94,7 +91,11 @@ pub struct ImportReport {
 }
 
 /// Classify every import of `component` and check it against `section`'s grants.
-pub fn check(engine: &Engine, component: &Component, section: &ComponentSection) -> Vec<ImportReport> {
+pub fn check(
+    engine: &Engine,
+    component: &Component,
+    section: &ComponentSection,
+) -> Vec<ImportReport> {
     component
         .component_type()
         .imports(engine)
@@ -153,7 +154,9 @@ pub fn classify(import: &str) -> Result<Capability, String> {
             if known {
                 Ok(Capability::Baseline)
             } else {
-                Err(format!("`{package}/{interface}` is not an interface this host links"))
+                Err(format!(
+                    "`{package}/{interface}` is not an interface this host links"
+                ))
             }
         }
         "wasi:sockets" => Err("components get no network sockets".into()),
@@ -168,7 +171,9 @@ pub fn classify(import: &str) -> Result<Capability, String> {
                 "types" => Ok(Capability::Types),
                 "log" => Ok(Capability::Log),
                 "config" => Ok(Capability::Config),
-                other => Err(format!("`flagon:app/{other}` is not implemented by this host")),
+                other => Err(format!(
+                    "`flagon:app/{other}` is not implemented by this host"
+                )),
             }
         }
         other => Err(format!("the package `{other}` is not known to this host")),
@@ -212,11 +217,23 @@ mod tests {
         assert_eq!(classify("wasi:cli/stdout@0.2.4"), Ok(Capability::Baseline));
         assert_eq!(classify("wasi:io/streams@0.2.0"), Ok(Capability::Baseline));
         assert_eq!(classify("flagon:app/config@0.1.0"), Ok(Capability::Config));
-        assert!(classify("wasi:sockets/tcp@0.2.0").unwrap_err().contains("sockets"));
+        assert!(
+            classify("wasi:sockets/tcp@0.2.0")
+                .unwrap_err()
+                .contains("sockets")
+        );
         assert!(classify("wasi:http/outgoing-handler@0.2.0").is_err());
         assert!(classify("wasi:cli/run@0.2.0").is_err());
-        assert!(classify("wasi:cli/stdout@0.3.0").unwrap_err().contains("0.2.x"));
-        assert!(classify("flagon:app/log@0.2.0").unwrap_err().contains("0.1.0"));
+        assert!(
+            classify("wasi:cli/stdout@0.3.0")
+                .unwrap_err()
+                .contains("0.2.x")
+        );
+        assert!(
+            classify("flagon:app/log@0.2.0")
+                .unwrap_err()
+                .contains("0.1.0")
+        );
         assert!(classify("evil:pkg/thing").unwrap_err().contains("evil:pkg"));
         assert!(classify("host-func").is_err());
     }

@@ -15,7 +15,11 @@ use crate::manifest::Manifest;
 use crate::server::{self, Server};
 
 #[derive(Debug, Parser)]
-#[command(name = "flagon", version, about = "Serve web apps made of sandboxed WebAssembly components")]
+#[command(
+    name = "flagon",
+    version,
+    about = "Serve web apps made of sandboxed WebAssembly components"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -84,7 +88,11 @@ fn serve(path: &Path, listen: Option<SocketAddr>, build: bool, no_cache: bool) -
         crate::build::build_components(&manifest, None)?;
     }
     let options = LoadOptions {
-        cache: if no_cache { CacheDir::Disabled } else { CacheDir::Default },
+        cache: if no_cache {
+            CacheDir::Disabled
+        } else {
+            CacheDir::Default
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -112,13 +120,26 @@ fn serve(path: &Path, listen: Option<SocketAddr>, build: bool, no_cache: bool) -
 
 fn check(path: &Path) -> Result<()> {
     let manifest = Manifest::load(path)?;
-    println!("manifest `{}`: ok (app `{}`)", manifest.file.display(), manifest.app.name);
+    println!(
+        "manifest `{}`: ok (app `{}`)",
+        manifest.file.display(),
+        manifest.app.name
+    );
     let variables = manifest.resolve_variables(|k| std::env::var(k).ok())?;
     for (name, v) in &variables {
-        let shown = if v.secret { "<secret>".to_string() } else { format!("{:?}", v.value) };
+        let shown = if v.secret {
+            "<secret>".to_string()
+        } else {
+            format!("{:?}", v.value)
+        };
         println!("variable `{name}` = {shown}");
     }
-    let max_memory = manifest.components.values().map(|c| c.limits.memory.0).max().unwrap_or(64 << 20);
+    let max_memory = manifest
+        .components
+        .values()
+        .map(|c| c.limits.memory.0)
+        .max()
+        .unwrap_or(64 << 20);
     let engine = FlagonEngine::new(&EngineSettings {
         max_instances: 1,
         max_memory,
@@ -142,14 +163,29 @@ fn check(path: &Path) -> Result<()> {
             None => "log".to_string(),
         };
         println!("  granted: {granted}");
-        match LoadedComponent::compile_and_check(&engine.engine, &manifest, id, section, &path, cache.as_deref()) {
+        match LoadedComponent::compile_and_check(
+            &engine.engine,
+            &manifest,
+            id,
+            section,
+            &path,
+            cache.as_deref(),
+        ) {
             Ok((_, _, imports)) => {
-                let uses_config = imports.iter().any(|i| matches!(i.outcome, Ok(Capability::Config)));
+                let uses_config = imports
+                    .iter()
+                    .any(|i| matches!(i.outcome, Ok(Capability::Config)));
                 for i in &imports {
-                    println!("  imports {} ({:?})", i.name, i.outcome.as_ref().expect("checked"));
+                    println!(
+                        "  imports {} ({:?})",
+                        i.name,
+                        i.outcome.as_ref().expect("checked")
+                    );
                 }
                 if section.grants.variables.is_some() && !uses_config {
-                    println!("  unused grant: `variables` (the component does not import `flagon:app/config`)");
+                    println!(
+                        "  unused grant: `variables` (the component does not import `flagon:app/config`)"
+                    );
                 }
                 println!("  ok");
             }
@@ -159,8 +195,12 @@ fn check(path: &Path) -> Result<()> {
             }
         }
     }
-    let ids: std::collections::BTreeMap<&str, usize> =
-        manifest.components.keys().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
+    let ids: std::collections::BTreeMap<&str, usize> = manifest
+        .components
+        .keys()
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), i))
+        .collect();
     crate::router::Router::new(&manifest, |id| ids[id])?;
     println!("\nroutes: {} ok", manifest.routes.len());
     if failures > 0 {
@@ -171,8 +211,12 @@ fn check(path: &Path) -> Result<()> {
 
 fn routes(path: &Path) -> Result<()> {
     let manifest = Manifest::load(path)?;
-    let ids: std::collections::BTreeMap<&str, usize> =
-        manifest.components.keys().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
+    let ids: std::collections::BTreeMap<&str, usize> = manifest
+        .components
+        .keys()
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), i))
+        .collect();
     let router = crate::router::Router::new(&manifest, |id| ids[id])?;
     let rows: Vec<[String; 4]> = router
         .routes()
@@ -190,7 +234,10 @@ fn routes(path: &Path) -> Result<()> {
             ]
         })
         .collect();
-    print!("{}", table(&["Name", "Methods", "Rule", "Component"], &rows));
+    print!(
+        "{}",
+        table(&["Name", "Methods", "Rule", "Component"], &rows)
+    );
     Ok(())
 }
 
@@ -214,7 +261,9 @@ fn table(header: &[&str; 4], rows: &[[String; 4]]) -> String {
         s
     };
     let mut out = line(*header);
-    out.push_str(&line(widths.map(|w| "-".repeat(w)).each_ref().map(String::as_str)));
+    out.push_str(&line(
+        widths.map(|w| "-".repeat(w)).each_ref().map(String::as_str),
+    ));
     for row in rows {
         out.push_str(&line(row.each_ref().map(String::as_str)));
     }

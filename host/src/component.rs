@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use wasmtime::component::Linker;
-use wasmtime::{Engine, PoolConcurrencyLimitError, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime::{
+    Engine, PoolConcurrencyLimitError, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline,
+};
 
 use crate::bindings::{HandlerPre, Request, Response};
 use crate::capabilities::{self, ImportReport};
@@ -71,20 +73,27 @@ impl LoadedComponent {
     ) -> Result<Self> {
         let section = &manifest.components[id];
         let path = manifest.resolve(&section.source);
-        let (component, origin, imports) = Self::compile_and_check(engine, manifest, id, section, &path, cache_dir)?;
+        let (component, origin, imports) =
+            Self::compile_and_check(engine, manifest, id, section, &path, cache_dir)?;
         let instance_pre = linker
             .instantiate_pre(&component)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("failed to link component `{id}`"))?;
-        let pre = HandlerPre::new(instance_pre).map_err(anyhow::Error::from).with_context(|| {
-            format!("component `{id}` does not export `handle` from the `flagon:app/handler` world")
-        })?;
+        let pre = HandlerPre::new(instance_pre)
+            .map_err(anyhow::Error::from)
+            .with_context(|| {
+                format!(
+                    "component `{id}` does not export `handle` from the `flagon:app/handler` world"
+                )
+            })?;
         let granted = section.grants.variables.iter().flatten();
         let guest = Guest {
             id: id.to_string(),
             memory: usize::try_from(section.limits.memory.0).unwrap_or(usize::MAX),
             timeout: section.limits.timeout.0,
-            variables: granted.map(|name| (name.clone(), variables[name].value.clone())).collect(),
+            variables: granted
+                .map(|name| (name.clone(), variables[name].value.clone()))
+                .collect(),
         };
         Ok(Self {
             guest: Arc::new(guest),
@@ -117,8 +126,13 @@ impl LoadedComponent {
                 manifest.file.display()
             )
         })?;
-        let (component, origin) = engine::load_component(engine, &wasm, cache_dir)
-            .with_context(|| format!("`{}` is not a valid Wasm component (component `{id}`)", path.display()))?;
+        let (component, origin) =
+            engine::load_component(engine, &wasm, cache_dir).with_context(|| {
+                format!(
+                    "`{}` is not a valid Wasm component (component `{id}`)",
+                    path.display()
+                )
+            })?;
         let imports = capabilities::check(engine, &component, section);
         let refused: Vec<String> = imports
             .iter()
@@ -129,16 +143,26 @@ impl LoadedComponent {
             bail!(
                 "refusing to load component `{id}` ({}):\n{}",
                 manifest.file.display(),
-                refused.join("\n").replace("[components.<id>]", &format!("[components.{id}]"))
+                refused
+                    .join("\n")
+                    .replace("[components.<id>]", &format!("[components.{id}]"))
             );
         }
         Ok((component, origin, imports))
     }
 
     /// Run one request through a fresh instance.
-    pub async fn call(&self, engine: &Engine, request_id: Arc<str>, request: &Request) -> Result<Response, Failure> {
+    pub async fn call(
+        &self,
+        engine: &Engine,
+        request_id: Arc<str>,
+        request: &Request,
+    ) -> Result<Response, Failure> {
         let deadline = Instant::now() + self.guest.timeout;
-        let mut store = Store::new(engine, HostState::new(self.guest.clone(), request_id, deadline));
+        let mut store = Store::new(
+            engine,
+            HostState::new(self.guest.clone(), request_id, deadline),
+        );
         store.limiter(|s| &mut s.limits);
         store.epoch_deadline_callback(|ctx| {
             Ok(if Instant::now() >= ctx.data().deadline {

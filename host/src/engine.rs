@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use wasmtime::component::Component;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, WasmBacktraceDetails};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, WasmBacktraceDetails,
+};
 
 /// How often the engine's epoch advances. Every running guest reaches a check at least this
 /// often: a guest past its deadline is stopped within one tick, and a busy guest yields its
@@ -126,7 +128,11 @@ pub enum Origin {
 /// The cache key is the SHA-256 of the component bytes, the wasmtime version and the engine's
 /// compatibility hash (target, tunables and features), so a changed component or engine never
 /// sees a stale artifact.
-pub fn load_component(engine: &Engine, wasm: &[u8], cache_dir: Option<&Path>) -> Result<(Component, Origin)> {
+pub fn load_component(
+    engine: &Engine,
+    wasm: &[u8],
+    cache_dir: Option<&Path>,
+) -> Result<(Component, Origin)> {
     let Some(dir) = cache_dir else {
         return Ok((Component::new(engine, wasm)?, Origin::Compiled));
     };
@@ -134,7 +140,9 @@ pub fn load_component(engine: &Engine, wasm: &[u8], cache_dir: Option<&Path>) ->
     if path.exists() {
         match deserialize_cached(engine, &path) {
             Ok(component) => return Ok((component, Origin::Cache)),
-            Err(e) => tracing::warn!(path = %path.display(), "ignoring unusable cache entry: {e:#}"),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "ignoring unusable cache entry: {e:#}")
+            }
         }
     }
     let component = Component::new(engine, wasm)?;
@@ -215,7 +223,8 @@ fn create_private_dir(dir: &Path) -> Result<()> {
 
 #[cfg(not(unix))]
 fn create_private_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating the cache directory {}", dir.display()))
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating the cache directory {}", dir.display()))
 }
 
 /// Precompiled code is run as-is, so the cache directory must not be writable by others.

@@ -211,10 +211,13 @@ impl fmt::Debug for VariableSection {
             .field("env", &self.env)
             .field(
                 "default",
-                &self
-                    .default
-                    .as_ref()
-                    .map(|d| if self.secret { "<redacted>" } else { d.as_str() }),
+                &self.default.as_ref().map(|d| {
+                    if self.secret {
+                        "<redacted>"
+                    } else {
+                        d.as_str()
+                    }
+                }),
             )
             .field("secret", &self.secret)
             .finish()
@@ -232,7 +235,9 @@ impl TryFrom<String> for Size {
         bytesize::ByteSize::from_str(s.trim())
             .map(|b| Size(b.as_u64()))
             .map_err(|_| {
-                format!("invalid size `{s}`: write a number and a unit, e.g. \"64MiB\" or \"512KiB\"")
+                format!(
+                    "invalid size `{s}`: write a number and a unit, e.g. \"64MiB\" or \"512KiB\""
+                )
             })
     }
 }
@@ -353,7 +358,12 @@ impl Manifest {
         Ok(manifest)
     }
 
-    fn invalid(&self, key: impl Into<String>, message: impl Into<String>, help: impl Into<String>) -> ManifestError {
+    fn invalid(
+        &self,
+        key: impl Into<String>,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) -> ManifestError {
         ManifestError::Invalid {
             file: self.file.clone(),
             key: key.into(),
@@ -365,7 +375,11 @@ impl Manifest {
     fn validate(&self) -> Result<()> {
         const MIN_HEADER_BYTES: u64 = 8 * 1024;
         if self.app.name.trim().is_empty() {
-            return Err(self.invalid("app.name", "the app name is empty", "set `name = \"myapp\"` in `[app]`"));
+            return Err(self.invalid(
+                "app.name",
+                "the app name is empty",
+                "set `name = \"myapp\"` in `[app]`",
+            ));
         }
         let s = &self.server;
         if s.max_header_bytes.0 < MIN_HEADER_BYTES {
@@ -381,7 +395,11 @@ impl Manifest {
             ("server.max_instances", u64::from(s.max_instances)),
         ] {
             if value == 0 {
-                return Err(self.invalid(key, "must be at least 1", format!("remove `{key}` to use the default")));
+                return Err(self.invalid(
+                    key,
+                    "must be at least 1",
+                    format!("remove `{key}` to use the default"),
+                ));
             }
         }
         if s.header_read_timeout.0.is_zero() {
@@ -420,7 +438,10 @@ impl Manifest {
                     return Err(self.invalid(
                         format!("{key}.grants.variables"),
                         format!("unknown variable `{name}`"),
-                        format!("declare it in `[variables]`, e.g. `{name} = {{ env = \"{}\" }}`", name.to_uppercase()),
+                        format!(
+                            "declare it in `[variables]`, e.g. `{name} = {{ env = \"{}\" }}`",
+                            name.to_uppercase()
+                        ),
                     ));
                 }
             }
@@ -430,14 +451,22 @@ impl Manifest {
         for (i, r) in self.routes.iter().enumerate() {
             let key = format!("routes[{i}]");
             if !self.components.contains_key(&r.component) {
-                let known = self.components.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>();
+                let known = self
+                    .components
+                    .keys()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>();
                 return Err(self.invalid(
                     format!("{key}.component"),
                     format!("unknown component `{}`", r.component),
                     if known.is_empty() {
                         format!("define `[components.{}]` with a `source`", r.component)
                     } else {
-                        format!("define `[components.{}]` or use one of: {}", r.component, known.join(", "))
+                        format!(
+                            "define `[components.{}]` or use one of: {}",
+                            r.component,
+                            known.join(", ")
+                        )
                     },
                 ));
             }
@@ -464,7 +493,11 @@ impl Manifest {
             }
             if let Some(name) = &r.name {
                 if name.is_empty() {
-                    return Err(self.invalid(format!("{key}.name"), "the name is empty", "give the route a name or remove the key"));
+                    return Err(self.invalid(
+                        format!("{key}.name"),
+                        "the name is empty",
+                        "give the route a name or remove the key",
+                    ));
                 }
                 if !names.insert(name.as_str()) {
                     return Err(self.invalid(
@@ -502,25 +535,45 @@ impl Manifest {
     /// The value of every variable, from the environment or its default.
     ///
     /// Fails on the first required variable that has no value, naming where it was looked up.
-    pub fn resolve_variables(&self, env: impl Fn(&str) -> Option<String>) -> Result<BTreeMap<String, Variable>> {
+    pub fn resolve_variables(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<BTreeMap<String, Variable>> {
         let mut out = BTreeMap::new();
         for (name, v) in &self.variables {
-            let value = v.env.as_deref().and_then(&env).or_else(|| v.default.clone());
+            let value = v
+                .env
+                .as_deref()
+                .and_then(&env)
+                .or_else(|| v.default.clone());
             let Some(value) = value else {
                 let looked = match &v.env {
-                    Some(e) => format!("the environment variable `{e}` is not set and there is no `default`"),
+                    Some(e) => format!(
+                        "the environment variable `{e}` is not set and there is no `default`"
+                    ),
                     None => "it has neither `env` nor `default`".to_string(),
                 };
                 return Err(self.invalid(
                     format!("variables.{name}"),
                     format!("required variable `{name}` has no value: {looked}"),
                     match &v.env {
-                        Some(e) => format!("set `{e}` in the environment, or add `default = \"...\"`"),
-                        None => format!("add `env = \"{}\"` or `default = \"...\"`", name.to_uppercase()),
+                        Some(e) => {
+                            format!("set `{e}` in the environment, or add `default = \"...\"`")
+                        }
+                        None => format!(
+                            "add `env = \"{}\"` or `default = \"...\"`",
+                            name.to_uppercase()
+                        ),
                     },
                 ));
             };
-            out.insert(name.clone(), Variable { value, secret: v.secret });
+            out.insert(
+                name.clone(),
+                Variable {
+                    value,
+                    secret: v.secret,
+                },
+            );
         }
         Ok(out)
     }
@@ -567,12 +620,17 @@ component = "hello"
         assert_eq!(m.server.max_body, Size(1 << 20));
         assert_eq!(m.routes[0].methods, vec![Method(http::Method::GET)]);
         assert_eq!(m.components["hello"].limits.memory, Size(64 << 20));
-        assert_eq!(m.resolve(Path::new("hello.wasm")), PathBuf::from("app/hello.wasm"));
+        assert_eq!(
+            m.resolve(Path::new("hello.wasm")),
+            PathBuf::from("app/hello.wasm")
+        );
     }
 
     #[test]
     fn unknown_key_names_file_line_and_choices() {
-        let err = parse(&MINIMAL.replace("source =", "sauce = \"x\"\nsource =")).unwrap_err().to_string();
+        let err = parse(&MINIMAL.replace("source =", "sauce = \"x\"\nsource ="))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("app/flagon.toml"), "{err}");
         assert!(err.contains("unknown field `sauce`"), "{err}");
         assert!(err.contains("source"), "{err}");
@@ -581,17 +639,27 @@ component = "hello"
 
     #[test]
     fn bad_size_and_duration_say_how_to_write_them() {
-        let err = parse(&format!("{MINIMAL}\n[server]\nmax_body = \"lots\"\n")).unwrap_err().to_string();
-        assert!(err.contains("invalid size `lots`") && err.contains("64MiB"), "{err}");
-        let err = parse(&MINIMAL.replace("source = \"hello.wasm\"", "source = \"h.wasm\"\nlimits = { timeout = \"soon\" }"))
+        let err = parse(&format!("{MINIMAL}\n[server]\nmax_body = \"lots\"\n"))
             .unwrap_err()
             .to_string();
+        assert!(
+            err.contains("invalid size `lots`") && err.contains("64MiB"),
+            "{err}"
+        );
+        let err = parse(&MINIMAL.replace(
+            "source = \"hello.wasm\"",
+            "source = \"h.wasm\"\nlimits = { timeout = \"soon\" }",
+        ))
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("invalid duration `soon`"), "{err}");
     }
 
     #[test]
     fn unknown_component_in_route_lists_known_ones() {
-        let err = parse(&MINIMAL.replace("component = \"hello\"", "component = \"helo\"")).unwrap_err().to_string();
+        let err = parse(&MINIMAL.replace("component = \"hello\"", "component = \"helo\""))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`routes[0].component`"), "{err}");
         assert!(err.contains("unknown component `helo`"), "{err}");
         assert!(err.contains("`hello`"), "{err}");
@@ -599,23 +667,33 @@ component = "hello"
 
     #[test]
     fn colon_params_are_explained() {
-        let err = parse(&MINIMAL.replace("{name}", ":name")).unwrap_err().to_string();
+        let err = parse(&MINIMAL.replace("{name}", ":name"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("{param}"), "{err}");
     }
 
     #[test]
     fn bad_method_and_ids() {
-        let err = parse(&MINIMAL.replace("component = \"hello\"", "component = \"hello\"\nmethods = [\"get\"]"))
+        let err = parse(&MINIMAL.replace(
+            "component = \"hello\"",
+            "component = \"hello\"\nmethods = [\"get\"]",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("invalid method `get`"), "{err}");
+        let err = parse(&MINIMAL.replace("[components.hello]", "[components.Hello]"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("invalid method `get`"), "{err}");
-        let err = parse(&MINIMAL.replace("[components.hello]", "[components.Hello]")).unwrap_err().to_string();
         assert!(err.contains("invalid id `Hello`"), "{err}");
     }
 
     #[test]
     fn grants_must_name_declared_variables() {
-        let text = MINIMAL.replace("source = \"hello.wasm\"", "source = \"h.wasm\"\ngrants = { variables = [\"token\"] }");
+        let text = MINIMAL.replace(
+            "source = \"hello.wasm\"",
+            "source = \"h.wasm\"\ngrants = { variables = [\"token\"] }",
+        );
         let err = parse(&text).unwrap_err().to_string();
         assert!(err.contains("components.hello.grants.variables"), "{err}");
         assert!(err.contains("[variables]"), "{err}");
@@ -623,11 +701,15 @@ component = "hello"
 
     #[test]
     fn required_variables_say_where_they_are_looked_up() {
-        let text = format!("{MINIMAL}\n[variables]\ntoken = {{ env = \"API_TOKEN\", secret = true }}\nhi = {{ default = \"x\" }}\n");
+        let text = format!(
+            "{MINIMAL}\n[variables]\ntoken = {{ env = \"API_TOKEN\", secret = true }}\nhi = {{ default = \"x\" }}\n"
+        );
         let m = parse(&text).unwrap();
         let err = m.resolve_variables(|_| None).unwrap_err().to_string();
         assert!(err.contains("`API_TOKEN` is not set"), "{err}");
-        let vars = m.resolve_variables(|k| (k == "API_TOKEN").then(|| "s3cret".to_string())).unwrap();
+        let vars = m
+            .resolve_variables(|k| (k == "API_TOKEN").then(|| "s3cret".to_string()))
+            .unwrap();
         assert_eq!(vars["token"].value, "s3cret");
         assert_eq!(vars["hi"].value, "x");
         assert!(!format!("{vars:?}").contains("s3cret"));
@@ -635,8 +717,13 @@ component = "hello"
 
     #[test]
     fn duplicate_route_names_are_refused() {
-        let text = format!("{MINIMAL}name = \"a\"\n[[routes]]\npath = \"/b\"\ncomponent = \"hello\"\nname = \"a\"\n");
+        let text = format!(
+            "{MINIMAL}name = \"a\"\n[[routes]]\npath = \"/b\"\ncomponent = \"hello\"\nname = \"a\"\n"
+        );
         let err = parse(&text).unwrap_err().to_string();
-        assert!(err.contains("routes[1].name") && err.contains("used twice"), "{err}");
+        assert!(
+            err.contains("routes[1].name") && err.contains("used twice"),
+            "{err}"
+        );
     }
 }

@@ -39,8 +39,12 @@ pub enum Match<'a> {
         head_from_get: bool,
     },
     /// OPTIONS on a path that has no OPTIONS route: answered by the host with `Allow`.
-    Options { allow: &'a HeaderValue },
-    MethodNotAllowed { allow: &'a HeaderValue },
+    Options {
+        allow: &'a HeaderValue,
+    },
+    MethodNotAllowed {
+        allow: &'a HeaderValue,
+    },
     NotFound,
     /// A path parameter is not valid UTF-8 after percent-decoding.
     BadParam,
@@ -65,7 +69,10 @@ pub struct RouteError {
 
 impl Router {
     /// Build the table from the manifest; `component_index` maps a component id to its index.
-    pub fn new(manifest: &Manifest, component_index: impl Fn(&str) -> usize) -> Result<Self, RouteError> {
+    pub fn new(
+        manifest: &Manifest,
+        component_index: impl Fn(&str) -> usize,
+    ) -> Result<Self, RouteError> {
         let err = |key: String, message: String, help: String| RouteError {
             file: manifest.file.display().to_string(),
             key,
@@ -125,7 +132,8 @@ impl Router {
             if !methods.contains(&"OPTIONS") {
                 methods.push("OPTIONS");
             }
-            p.allow = HeaderValue::from_str(&methods.join(", ")).expect("method tokens are valid header values");
+            p.allow = HeaderValue::from_str(&methods.join(", "))
+                .expect("method tokens are valid header values");
         }
         Ok(Self {
             matcher,
@@ -144,7 +152,12 @@ impl Router {
             return Match::NotFound;
         };
         let set = &self.paths[*m.value];
-        let find = |wanted: &Method| set.by_method.iter().find(|(m, _)| m == wanted).map(|(_, i)| &self.routes[*i]);
+        let find = |wanted: &Method| {
+            set.by_method
+                .iter()
+                .find(|(m, _)| m == wanted)
+                .map(|(_, i)| &self.routes[*i])
+        };
         let (route, head_from_get) = match find(method) {
             Some(r) => (r, false),
             None if method == Method::HEAD => match find(&Method::GET) {
@@ -190,21 +203,40 @@ mod tests {
         )
         .unwrap();
         match r.at(&Method::GET, "/u/a%20b") {
-            Match::Found { route, params, head_from_get } => {
+            Match::Found {
+                route,
+                params,
+                head_from_get,
+            } => {
                 assert_eq!(route.index, 0);
                 assert_eq!(params, vec![("id".to_string(), "a b".to_string())]);
                 assert!(!head_from_get);
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(r.at(&Method::DELETE, "/u/1"), Match::Found { route, .. } if route.index == 1));
-        assert!(matches!(r.at(&Method::HEAD, "/u/1"), Match::Found { head_from_get: true, .. }));
+        assert!(
+            matches!(r.at(&Method::DELETE, "/u/1"), Match::Found { route, .. } if route.index == 1)
+        );
+        assert!(matches!(
+            r.at(&Method::HEAD, "/u/1"),
+            Match::Found {
+                head_from_get: true,
+                ..
+            }
+        ));
         match r.at(&Method::PUT, "/u/1") {
-            Match::MethodNotAllowed { allow } => assert_eq!(allow, "GET, POST, DELETE, HEAD, OPTIONS"),
+            Match::MethodNotAllowed { allow } => {
+                assert_eq!(allow, "GET, POST, DELETE, HEAD, OPTIONS")
+            }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(r.at(&Method::OPTIONS, "/u/1"), Match::Options { .. }));
-        assert!(matches!(r.at(&Method::GET, "/static/a/b.css"), Match::Found { params, .. } if params[0].1 == "a/b.css"));
+        assert!(matches!(
+            r.at(&Method::OPTIONS, "/u/1"),
+            Match::Options { .. }
+        ));
+        assert!(
+            matches!(r.at(&Method::GET, "/static/a/b.css"), Match::Found { params, .. } if params[0].1 == "a/b.css")
+        );
         assert!(matches!(r.at(&Method::GET, "/nope"), Match::NotFound));
         assert!(matches!(r.at(&Method::GET, "/u/%FF"), Match::BadParam));
     }
@@ -214,7 +246,10 @@ mod tests {
         let err = router("[[routes]]\npath = \"/a\"\ncomponent = \"c\"\n[[routes]]\npath = \"/a\"\ncomponent = \"c\"\n")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("routes[1].methods") && err.contains("routes[0]"), "{err}");
+        assert!(
+            err.contains("routes[1].methods") && err.contains("routes[0]"),
+            "{err}"
+        );
     }
 
     #[test]

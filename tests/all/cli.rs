@@ -25,7 +25,10 @@ fn check_reports_imports_and_grants() {
     let (ok, out, err) = flagon(&["check", m.path.to_str().unwrap()]);
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("component `hello`"), "{out}");
-    assert!(out.contains("imports flagon:app/config@0.1.0 (Config)"), "{out}");
+    assert!(
+        out.contains("imports flagon:app/config@0.1.0 (Config)"),
+        "{out}"
+    );
     assert!(out.contains("granted: log, variables [greeting]"), "{out}");
     // Secret values are never printed.
     assert!(out.contains("variable `secret_token` = <secret>"), "{out}");
@@ -34,15 +37,23 @@ fn check_reports_imports_and_grants() {
 
 #[test]
 fn check_fails_on_ungranted_imports_and_bad_manifests() {
-    let m = TestManifest::new(&app_manifest("").replace("grants = { variables = [\"greeting\"] }\n", ""));
+    let m = TestManifest::new(
+        &app_manifest("").replace("grants = { variables = [\"greeting\"] }\n", ""),
+    );
     let (ok, out, _) = flagon(&["check", m.dir.path().to_str().unwrap()]);
     assert!(!ok);
-    assert!(out.contains("imports `flagon:app/config@0.1.0`, which it was not granted"), "{out}");
+    assert!(
+        out.contains("imports `flagon:app/config@0.1.0`, which it was not granted"),
+        "{out}"
+    );
 
     let m = TestManifest::new("[app]\nname = \"t\"\n[server]\nlisten = \"localhost\"\n");
     let (ok, _, err) = flagon(&["check", m.path.to_str().unwrap()]);
     assert!(!ok);
-    assert!(err.contains("flagon.toml") && err.contains("listen") && err.contains("line 4"), "{err}");
+    assert!(
+        err.contains("flagon.toml") && err.contains("listen") && err.contains("line 4"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -51,9 +62,16 @@ fn routes_prints_a_table() {
     let (ok, out, err) = flagon(&["routes", m.path.to_str().unwrap()]);
     assert!(ok, "{err}");
     let lines: Vec<&str> = out.lines().collect();
-    assert!(lines[0].starts_with("Name") && lines[0].contains("Methods") && lines[0].contains("Rule"), "{out}");
+    assert!(
+        lines[0].starts_with("Name") && lines[0].contains("Methods") && lines[0].contains("Rule"),
+        "{out}"
+    );
     assert!(out.contains("greet      GET, HEAD"), "{out}");
-    assert!(out.lines().any(|l| l.contains("POST, PUT") && l.contains("/echo")), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("POST, PUT") && l.contains("/echo")),
+        "{out}"
+    );
 }
 
 #[tokio::test]
@@ -64,7 +82,13 @@ async fn sigterm_lets_in_flight_requests_finish() {
     let slow = tokio::spawn(send(addr, Req::new("GET", "/slow?ms=700")));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let pid = server.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let r = slow.await.unwrap();
     assert_eq!((r.status, r.text().as_str()), (200, "done"));
     // New connections are refused once shutdown began, and the process exits cleanly.
@@ -77,8 +101,14 @@ async fn sigterm_lets_in_flight_requests_finish() {
     .unwrap();
     assert!(status.0.success(), "exit status {:?}", status.0);
     let log = status.1.log();
-    assert!(log.contains("received SIGTERM") && log.contains("stopped"), "{log}");
-    assert!(log.contains("flagon::access") && log.contains("status=200"), "{log}");
+    assert!(
+        log.contains("received SIGTERM") && log.contains("stopped"),
+        "{log}"
+    );
+    assert!(
+        log.contains("flagon::access") && log.contains("status=200"),
+        "{log}"
+    );
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
 

@@ -16,7 +16,13 @@ async fn granted_variables_only() {
 fn ungranted_import_is_refused_at_load() {
     // `hello` imports `flagon:app/config`; without `grants.variables` it must not load.
     let text = app_manifest("").replace("grants = { variables = [\"greeting\"] }\n", "");
-    let err = format!("{:#}", TestManifest::new(&text).load().err().expect("load must fail"));
+    let err = format!(
+        "{:#}",
+        TestManifest::new(&text)
+            .load()
+            .err()
+            .expect("load must fail")
+    );
     assert!(err.contains("component `hello`"), "{err}");
     assert!(err.contains("`flagon:app/config@0.1.0`"), "{err}");
     assert!(err.contains("grants = { variables = [\"name\"] }"), "{err}");
@@ -30,8 +36,17 @@ fn sockets_are_not_offered() {
         "[app]\nname = \"t\"\n[components.net]\nsource = {}\n[[routes]]\npath = \"/\"\ncomponent = \"net\"\n",
         program(programs::NETPROBE)
     );
-    let err = format!("{:#}", TestManifest::new(&text).load().err().expect("load must fail"));
-    assert!(err.contains("component `net` imports `wasi:sockets/"), "{err}");
+    let err = format!(
+        "{:#}",
+        TestManifest::new(&text)
+            .load()
+            .err()
+            .expect("load must fail")
+    );
+    assert!(
+        err.contains("component `net` imports `wasi:sockets/"),
+        "{err}"
+    );
     assert!(err.contains("Flagon does not offer"), "{err}");
 }
 
@@ -48,7 +63,10 @@ fn precompiled_components_are_cached() {
         let m = flagon::Manifest::load(&manifest.path).unwrap();
         flagon::App::load(&m, &flagon::LoadOptions::default()).unwrap()
     };
-    assert_eq!(load().components()[0].origin, flagon::engine::Origin::Compiled);
+    assert_eq!(
+        load().components()[0].origin,
+        flagon::engine::Origin::Compiled
+    );
     assert_eq!(load().components()[0].origin, flagon::engine::Origin::Cache);
     let entries: Vec<_> = std::fs::read_dir(cache.path().join("c")).unwrap().collect();
     assert_eq!(entries.len(), 1);
@@ -56,7 +74,10 @@ fn precompiled_components_are_cached() {
     // A corrupted entry is ignored and replaced, never trusted.
     let entry = entries[0].as_ref().unwrap().path();
     std::fs::write(&entry, b"garbage").unwrap();
-    assert_eq!(load().components()[0].origin, flagon::engine::Origin::Compiled);
+    assert_eq!(
+        load().components()[0].origin,
+        flagon::engine::Origin::Compiled
+    );
     assert_eq!(load().components()[0].origin, flagon::engine::Origin::Cache);
 }
 
@@ -64,7 +85,10 @@ fn precompiled_components_are_cached() {
 fn missing_component_file_says_to_build() {
     let text = "[app]\nname = \"t\"\n[components.x]\nsource = \"nope.wasm\"\nbuild = \"true\"\n";
     let err = format!("{:#}", TestManifest::new(text).load().err().unwrap());
-    assert!(err.contains("components.x.source") && err.contains("flagon build"), "{err}");
+    assert!(
+        err.contains("components.x.source") && err.contains("flagon build"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -74,5 +98,8 @@ fn missing_required_variable_stops_the_start() {
         program(programs::HOSTILE)
     );
     let err = format!("{:#}", TestManifest::new(&text).load().err().unwrap());
-    assert!(err.contains("`FLAGON_TEST_SURELY_UNSET` is not set"), "{err}");
+    assert!(
+        err.contains("`FLAGON_TEST_SURELY_UNSET` is not set"),
+        "{err}"
+    );
 }

@@ -54,7 +54,9 @@ impl TestServer {
     pub async fn start(manifest_text: &str) -> Self {
         let manifest = TestManifest::new(manifest_text);
         let app = Arc::new(manifest.load().expect("test app loads"));
-        let server = Server::bind(app.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let server = Server::bind(app.clone(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
         let addr = server.local_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async move {
@@ -171,7 +173,13 @@ pub async fn send(addr: SocketAddr, req: Req) -> Reply {
     let status = response.status().as_u16();
     let version = response.version();
     let headers = response.headers().clone();
-    let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
     Reply {
         status,
         headers,
@@ -190,7 +198,7 @@ pub struct BinServer {
     pub addr: SocketAddr,
     pub child: std::process::Child,
     pub log: Arc<std::sync::Mutex<String>>,
-    _manifest: TestManifest,
+    _manifest: Option<TestManifest>,
 }
 
 impl BinServer {
@@ -199,12 +207,18 @@ impl BinServer {
     }
 
     pub async fn start_with(manifest_text: &str, env: &[(&str, &str)]) -> Self {
+        let manifest = TestManifest::new(manifest_text);
+        let path = manifest.path.clone();
+        Self::spawn(&path, env, Some(manifest)).await
+    }
+
+    /// Serve the app at `path` (a directory or manifest file).
+    pub async fn spawn(path: &Path, env: &[(&str, &str)], manifest: Option<TestManifest>) -> Self {
         use std::io::BufRead;
         use std::process::{Command, Stdio};
-        let manifest = TestManifest::new(manifest_text);
         let mut child = Command::new(env!("CARGO_BIN_EXE_flagon"))
             .arg("serve")
-            .arg(&manifest.path)
+            .arg(path)
             .args(["--listen", "127.0.0.1:0"])
             .env("FLAGON_CACHE_DIR", cache_dir())
             .env("FLAGON_LOG", "info")
@@ -229,10 +243,12 @@ impl BinServer {
                 l.push('\n');
             }
         });
-        let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(std::time::Duration::from_secs(60)))
-            .await
-            .unwrap()
-            .unwrap_or_else(|_| panic!("flagon serve did not start; log:\n{}", log.lock().unwrap()));
+        let addr = tokio::task::spawn_blocking(move || {
+            rx.recv_timeout(std::time::Duration::from_secs(60))
+        })
+        .await
+        .unwrap()
+        .unwrap_or_else(|_| panic!("flagon serve did not start; log:\n{}", log.lock().unwrap()));
         Self {
             addr: addr.parse().unwrap(),
             child,

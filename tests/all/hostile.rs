@@ -22,23 +22,44 @@ async fn infinite_loops_are_stopped_while_others_are_served() {
             let t = Instant::now();
             let r = s.get("/h/ok").await;
             assert_eq!((r.status, r.text().as_str()), (200, "still here"));
-            assert!(t.elapsed() < Duration::from_millis(800), "{route}: ok took {:?}", t.elapsed());
+            assert!(
+                t.elapsed() < Duration::from_millis(800),
+                "{route}: ok took {:?}",
+                t.elapsed()
+            );
         }
         let (r, took) = looping.await.unwrap();
         assert_eq!(r.status, 504, "{route}: {}", r.text());
-        assert!(r.text().starts_with("504 Gateway Timeout\nrequest id: "), "{}", r.text());
-        assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(3), "{route}: {took:?}");
+        assert!(
+            r.text().starts_with("504 Gateway Timeout\nrequest id: "),
+            "{}",
+            r.text()
+        );
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+            "{route}: {took:?}"
+        );
     }
 }
 
 #[tokio::test]
 async fn traps_are_500_with_the_request_id_only() {
     let s = TestServer::start(&app_manifest("")).await;
-    for route in ["/h/panic", "/h/recurse", "/h/bomb", "/h/bad-header", "/h/bad-status"] {
+    for route in [
+        "/h/panic",
+        "/h/recurse",
+        "/h/bomb",
+        "/h/bad-header",
+        "/h/bad-status",
+    ] {
         let r = s.get(route).await;
         assert_eq!(r.status, 500, "{route}");
         let id = r.header("x-request-id").unwrap();
-        assert_eq!(r.text(), format!("500 Internal Server Error\nrequest id: {id}\n"), "{route}");
+        assert_eq!(
+            r.text(),
+            format!("500 Internal Server Error\nrequest id: {id}\n"),
+            "{route}"
+        );
         assert!(r.header("x-injected").is_none() && r.header("set-cookie").is_none());
     }
     // The host is unharmed and serves the same component again.
@@ -78,7 +99,10 @@ async fn guests_see_no_environment_arguments_files_or_processes() {
 async fn no_free_instance_slot_is_503() {
     let s = TestServer::start(&app_manifest("max_instances = 1")).await;
     let addr = s.addr;
-    let spinning = tokio::spawn(crate::harness::send(addr, crate::harness::Req::new("GET", "/h/spin")));
+    let spinning = tokio::spawn(crate::harness::send(
+        addr,
+        crate::harness::Req::new("GET", "/h/spin"),
+    ));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let r = s.get("/h/ok").await;
     assert_eq!(r.status, 503);

@@ -32,7 +32,8 @@ async fn body_limits_per_server_and_route() {
 async fn chunked_body_past_the_limit_is_413() {
     let s = TestServer::start(&app_manifest("max_body = \"8KiB\"")).await;
     let mut stream = TcpStream::connect(s.addr).await.unwrap();
-    let mut req = b"POST /inspect HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+    let mut req =
+        b"POST /inspect HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
     for _ in 0..4 {
         req.extend_from_slice(b"1000\r\n");
         req.extend_from_slice(&[b'z'; 0x1000]);
@@ -46,7 +47,10 @@ async fn chunked_body_past_the_limit_is_413() {
 
 #[tokio::test]
 async fn oversized_or_too_many_headers_are_431() {
-    let s = TestServer::start(&app_manifest("max_header_bytes = \"8KiB\"\nmax_headers = 20")).await;
+    let s = TestServer::start(&app_manifest(
+        "max_header_bytes = \"8KiB\"\nmax_headers = 20",
+    ))
+    .await;
     let big = "v".repeat(10_000);
     let mut stream = TcpStream::connect(s.addr).await.unwrap();
     stream
@@ -73,13 +77,21 @@ async fn oversized_or_too_many_headers_are_431() {
 async fn bad_framing_is_400_not_a_crash() {
     let s = TestServer::start(&app_manifest("")).await;
     let mut stream = TcpStream::connect(s.addr).await.unwrap();
-    stream.write_all(b"GET / HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\ncontent-length: 7\r\n\r\nabcde").await.unwrap();
+    stream
+        .write_all(
+            b"GET / HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\ncontent-length: 7\r\n\r\nabcde",
+        )
+        .await
+        .unwrap();
     let head = read_head(&mut stream).await;
     assert!(head.starts_with("HTTP/1.1 400"), "{head}");
     let mut stream = TcpStream::connect(s.addr).await.unwrap();
     stream.write_all(b"NOT HTTP AT ALL\r\n\r\n").await.unwrap();
     let head = read_head(&mut stream).await;
-    assert!(head.starts_with("HTTP/1.1 400") || head.is_empty(), "{head}");
+    assert!(
+        head.starts_with("HTTP/1.1 400") || head.is_empty(),
+        "{head}"
+    );
     assert_eq!(s.get("/").await.status, 200);
 }
 
@@ -99,7 +111,10 @@ async fn slowloris_connections_are_closed_in_time() {
     };
     let mut dribble = TcpStream::connect(s.addr).await.unwrap();
     let dribbler = tokio::spawn(async move {
-        for b in b"GET / HTTP/1.1\r\nhost: x\r\nx-slow: ".iter().chain(std::iter::repeat(&b'a')) {
+        for b in b"GET / HTTP/1.1\r\nhost: x\r\nx-slow: "
+            .iter()
+            .chain(std::iter::repeat(&b'a'))
+        {
             if dribble.write_all(&[*b]).await.is_err() {
                 return Instant::now();
             }
@@ -118,11 +133,17 @@ async fn slowloris_connections_are_closed_in_time() {
         let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
             .await
             .unwrap_or_else(|_| panic!("{name} connection still open after 5s"));
-        assert!(matches!(n, Ok(0) | Err(_)), "{name}: expected close, got {n:?}");
+        assert!(
+            matches!(n, Ok(0) | Err(_)),
+            "{name}: expected close, got {n:?}"
+        );
     }
     let closed_at = dribbler.await.unwrap();
     let open_for = closed_at - started;
-    assert!(open_for < Duration::from_secs(4), "dribbling client was allowed {open_for:?}");
+    assert!(
+        open_for < Duration::from_secs(4),
+        "dribbling client was allowed {open_for:?}"
+    );
 }
 
 /// Read a response head (up to the blank line) or whatever arrives before the peer closes.

@@ -2,6 +2,7 @@
 //! `tests/programs` (see `tests/artifacts/build.rs`).
 
 mod cli;
+mod example;
 mod grants;
 mod harness;
 mod hostile;
@@ -20,9 +21,9 @@ macro_rules! assert_test_exists {
 
 /// One module per test program, pointing at the tests that use it.
 mod program_tests {
+    pub(crate) use crate::grants as netprobe;
     pub(crate) use crate::hostile;
     pub(crate) use crate::routing as hello;
-    pub(crate) use crate::grants as netprobe;
 }
 
 flagon_test_artifacts::foreach_program!(assert_test_exists);

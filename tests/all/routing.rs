@@ -43,7 +43,10 @@ async fn not_found_method_not_allowed_head_and_options() {
 
     let r = s.send(Req::new("OPTIONS", "/inspect")).await;
     assert_eq!(r.status, 204);
-    assert_eq!(r.header("allow"), Some("GET, POST, DELETE, PATCH, HEAD, OPTIONS"));
+    assert_eq!(
+        r.header("allow"),
+        Some("GET, POST, DELETE, PATCH, HEAD, OPTIONS")
+    );
 }
 
 #[tokio::test]
@@ -63,7 +66,10 @@ async fn query_json_and_form_bodies() {
             .body(body.to_string())
     };
     let r = s.send(json(r#"{"name":"ada","times":2}"#)).await;
-    assert_eq!((r.status, r.text().as_str()), (200, r#"{"name":"ADA","times":3}"#));
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, r#"{"name":"ADA","times":3}"#)
+    );
     let r = s.send(json(r#"{"name":"ada"}"#)).await;
     assert_eq!(r.status, 400);
     assert!(r.text().contains("missing field `times`"), "{}", r.text());
@@ -140,9 +146,10 @@ async fn keep_alive_serves_many_requests_on_one_connection() {
     use http_body_util::{BodyExt, Full};
     let s = TestServer::start(&app_manifest("")).await;
     let stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-        .await
-        .unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
     tokio::spawn(conn);
     for i in 0..20 {
         let req = http::Request::get(format!("/greet/{i}"))
@@ -153,4 +160,17 @@ async fn keep_alive_serves_many_requests_on_one_connection() {
         let body = resp.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(body, format!("Hello, {i}!"));
     }
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_in_flight_requests() {
+    let s = TestServer::start(&app_manifest("")).await;
+    assert_eq!(s.app.router().routes().len(), 14);
+    let addr = s.addr;
+    let slow = tokio::spawn(crate::harness::send(addr, Req::new("GET", "/slow?ms=500")));
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    s.shutdown().await;
+    let r = slow.await.unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "done"));
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }

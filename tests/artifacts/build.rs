@@ -12,7 +12,12 @@ const TARGET: &str = "wasm32-wasip2";
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
-    let repo = manifest_dir.parent().unwrap().parent().unwrap().to_path_buf();
+    let repo = manifest_dir
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let programs = repo.join("tests/programs");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap());
     let target_dir = out_dir.join("target");
@@ -83,10 +88,19 @@ fn main() {
     );
     fs::write(out_dir.join("programs.rs"), generated).unwrap();
 
-    println!("cargo:rerun-if-changed={}", programs.join("Cargo.toml").display());
-    println!("cargo:rerun-if-changed={}", programs.join("Cargo.lock").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        programs.join("Cargo.toml").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        programs.join("Cargo.lock").display()
+    );
     println!("cargo:rerun-if-changed={}", repo.join("wit").display());
-    println!("cargo:rerun-if-changed={}", repo.join("sdk/rust/Cargo.toml").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        repo.join("sdk/rust/Cargo.toml").display()
+    );
 }
 
 /// The `wasm32-wasip2` standard library must be installed; try rustup once, else say what to run.

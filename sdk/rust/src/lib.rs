@@ -419,9 +419,9 @@ pub mod config {
 pub mod __private {
     use std::marker::PhantomData;
 
-    use crate::{Handler, Request, Response};
     use crate::bindings::Guest;
     use crate::bindings::flagon::app::types as wit;
+    use crate::{Handler, Request, Response};
 
     /// Adapts a [`Handler`] to the generated `Guest` trait.
     pub struct Adapter<H>(PhantomData<H>);

@@ -21,6 +21,12 @@ fn one() -> u32 {
     1
 }
 
+#[derive(Serialize)]
+struct SearchOut<'a> {
+    q: &'a str,
+    page: u32,
+}
+
 #[derive(Deserialize, Serialize)]
 struct Greeting {
     name: String,
@@ -41,7 +47,10 @@ impl Handler for Hello {
             ))),
             Some("search") => {
                 let s: Search = req.query()?;
-                Ok(Response::json(&serde_json_value(&s.q, s.page)))
+                Ok(Response::json(&SearchOut {
+                    q: &s.q,
+                    page: s.page,
+                }))
             }
             Some("echo-json") => {
                 let g: Greeting = req.json()?;
@@ -98,15 +107,6 @@ impl Handler for Hello {
             _ => Err(Error::not_found()),
         }
     }
-}
-
-fn serde_json_value(q: &str, page: u32) -> impl Serialize + '_ {
-    #[derive(Serialize)]
-    struct Out<'a> {
-        q: &'a str,
-        page: u32,
-    }
-    Out { q, page }
 }
 
 flagon_sdk::export!(Hello);

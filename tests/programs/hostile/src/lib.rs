@@ -49,7 +49,11 @@ impl Handler for Hostile {
                 let passwd = std::fs::read("/etc/passwd").is_ok();
                 let environ = std::fs::read("/proc/self/environ").is_ok();
                 let cwd = std::fs::read_dir(".").is_ok();
-                let spawn = std::process::Command::new("/bin/sh").arg("-c").arg("true").status().is_ok();
+                let spawn = std::process::Command::new("/bin/sh")
+                    .arg("-c")
+                    .arg("true")
+                    .status()
+                    .is_ok();
                 Ok(Response::text(format!(
                     "env={env} args={args} passwd={passwd} environ={environ} cwd={cwd} spawn={spawn}"
                 )))
@@ -60,7 +64,10 @@ impl Handler for Hostile {
 }
 
 #[inline(never)]
-#[expect(unconditional_recursion, reason = "unbounded recursion is the point of this route")]
+#[expect(
+    unconditional_recursion,
+    reason = "unbounded recursion is the point of this route"
+)]
 fn recurse(n: u64) -> u64 {
     // Unbounded recursion with a frame that black_box keeps from being optimised away.
     let frame = black_box([n; 16]);
