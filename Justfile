@@ -1,0 +1,27 @@
+# Developer shortcuts. Every recipe is a plain command that also works without `just`.
+
+# Run the example app (builds its component first).
+hello:
+    cargo run -- serve examples/hello --build
+
+# The full test suite (builds the guest test programs too).
+test:
+    cargo test --locked
+
+# Everything CI runs: fmt, tests, clippy, cargo-deny.
+ci:
+    bash .ci/run
+
+# Format the host and every guest workspace.
+fmt:
+    cargo fmt --all
+    cd sdk/rust && cargo fmt
+    cd tests/programs && cargo fmt
+    cd examples/hello && cargo fmt
+
+# Lint the host and every guest workspace.
+clippy:
+    cargo clippy --all-targets -- -D warnings
+    cd sdk/rust && cargo clippy --target wasm32-wasip2 -- -D warnings
+    cd tests/programs && cargo clippy --target wasm32-wasip2 -- -D warnings
+    cd examples/hello && cargo clippy --target wasm32-wasip2 -- -D warnings
