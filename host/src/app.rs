@@ -134,6 +134,11 @@ impl App {
         &self.components
     }
 
+    /// The wasmtime engine every component of this app was compiled for.
+    pub fn engine(&self) -> &wasmtime::Engine {
+        &self.engine.engine
+    }
+
     /// Answer one request. Never fails: every problem becomes an HTTP error response.
     pub async fn handle<B>(&self, req: http::Request<B>, client: SocketAddr) -> http::Response<Body>
     where

@@ -1,0 +1,589 @@
+//! The side-by-side benchmark suite. One command:
+//!
+//! ```sh
+//! cargo run --release -p flagon-bench -- [--rounds 3] [--duration 10] [--scaling] [--soak 60]
+//! ```
+//!
+//! It builds the native baselines, Flagon and the guest components, starts every server on
+//! 127.0.0.1, and loads them with `wrk` in interleaved rounds (A B A B ...), reporting medians:
+//! req/s, p50/p99 latency, server CPU per request and peak RSS, each against native hyper.
+//! `wasmtime serve` joins when a `wasmtime` binary is on PATH. Everything targets loopback only,
+//! and every run is bounded in time.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Options {
+    rounds: usize,
+    duration: u64,
+    connections: u32,
+    scaling: bool,
+    soak: Option<u64>,
+    out: Option<PathBuf>,
+}
+
+fn parse_args() -> Options {
+    let mut o = Options {
+        rounds: 3,
+        duration: 10,
+        connections: 64,
+        scaling: false,
+        soak: None,
+        out: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| usage(&format!("{a} needs a value")))
+        };
+        match a.as_str() {
+            "--rounds" => o.rounds = value().parse().unwrap_or_else(|_| usage("bad --rounds")),
+            "--duration" => {
+                o.duration = value().parse().unwrap_or_else(|_| usage("bad --duration"))
+            }
+            "--connections" => {
+                o.connections = value()
+                    .parse()
+                    .unwrap_or_else(|_| usage("bad --connections"))
+            }
+            "--scaling" => o.scaling = true,
+            "--soak" => o.soak = Some(value().parse().unwrap_or_else(|_| usage("bad --soak"))),
+            "--out" => o.out = Some(PathBuf::from(value())),
+            "-h" | "--help" => usage(""),
+            other => usage(&format!("unknown argument `{other}`")),
+        }
+    }
+    o
+}
+
+fn usage(msg: &str) -> ! {
+    if !msg.is_empty() {
+        eprintln!("error: {msg}");
+    }
+    eprintln!(
+        "usage: flagon-bench [--rounds N] [--duration SECS] [--connections N] [--scaling] [--soak SECS] [--out FILE]"
+    );
+    std::process::exit(2)
+}
+
+fn main() {
+    let o = parse_args();
+    if std::env::var_os("RUST_BACKTRACE").is_some() {
+        eprintln!("note: RUST_BACKTRACE is set; servers are started without it");
+    }
+    require("wrk", "install it with `apt-get install wrk`");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    build(&repo);
+    let work = std::env::temp_dir().join(format!("flagon-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work).unwrap();
+    let bins = repo.join("target/release");
+    let wasm = repo.join("bench/guests/target/wasm32-wasip2/release");
+    let app = write_app(&work, &wasm);
+    let cache = work.join("cache");
+
+    let mut report = String::new();
+    let _ = writeln!(report, "# Flagon benchmark report\n");
+    let _ = writeln!(report, "{}\n", machine());
+    let _ = writeln!(
+        report,
+        "wrk -t2 -c{} -d{}s, {} interleaved rounds, medians. Server CPU is user+system time of the server process divided by requests served.\n",
+        o.connections, o.duration, o.rounds
+    );
+
+    // Warm the compile cache so Flagon starts from precompiled components, as in production.
+    let _warm = Server::start("warm", flagon_cmd(&bins, &app, &cache));
+
+    let mut servers = vec![
+        Server::start("hyper hello (native)", cmd(&bins.join("hyper-hello"))),
+        Server::start(
+            "Flagon hello (fresh instance/request)",
+            flagon_cmd(&bins, &app, &cache),
+        ),
+        Server::start(
+            "axum + minijinja page (native)",
+            cmd(&bins.join("axum-page")),
+        ),
+        Server::start(
+            "Flagon page (minijinja in guest)",
+            flagon_cmd(&bins, &app, &cache),
+        ),
+    ];
+    let paths = ["/", "/", "/page", "/page"];
+    let mut paths: Vec<&str> = paths.to_vec();
+    if which("wasmtime") {
+        let mut c = Command::new("wasmtime");
+        c.args(["serve", "-S", "common"])
+            .arg(wasm.join("bench_proxy_hello.wasm"))
+            .arg("--addr");
+        servers.push(Server::start("wasmtime serve hello (wasi:http)", c));
+        paths.push("/");
+    } else {
+        let _ = writeln!(
+            report,
+            "`wasmtime` is not on PATH: `wasmtime serve` is left out (install: `cargo install --locked wasmtime-cli`).\n"
+        );
+    }
+
+    // Interleaved rounds.
+    let mut runs: BTreeMap<usize, Vec<Run>> = BTreeMap::new();
+    for round in 1..=o.rounds {
+        for (i, s) in servers.iter().enumerate() {
+            eprintln!("round {round}/{}: {}", o.rounds, s.name);
+            let run = s.load(paths[i], o.connections, o.duration);
+            runs.entry(i).or_default().push(run);
+        }
+    }
+    let medians: Vec<Run> = (0..servers.len()).map(|i| Run::median(&runs[&i])).collect();
+    let base = &medians[0];
+    let page_base = &medians[2];
+    let _ = writeln!(report, "## Throughput and latency\n");
+    let _ = writeln!(
+        report,
+        "| server | req/s | × hyper | p50 ms | p99 ms | p99 × baseline | CPU µs/req | CPU × hyper | peak RSS MiB |"
+    );
+    let _ = writeln!(report, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (i, (s, m)) in servers.iter().zip(&medians).enumerate() {
+        // Pages compare with the native page; everything else with native hyper hello.
+        let lat_base = if paths[i] == "/page" { page_base } else { base };
+        let _ = writeln!(
+            report,
+            "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.2} | {:.1} |",
+            s.name,
+            m.rps,
+            m.rps / base.rps,
+            m.p50_ms,
+            m.p99_ms,
+            m.p99_ms / lat_base.p99_ms,
+            m.cpu_us,
+            m.cpu_us / base.cpu_us,
+            s.peak_rss_kib() as f64 / 1024.0
+        );
+    }
+    let _ = writeln!(
+        report,
+        "\nFlagon page vs native page: {:.2}× the req/s, {:.2}× the CPU per request.\n",
+        medians[3].rps / page_base.rps,
+        medians[3].cpu_us / page_base.cpu_us
+    );
+
+    if o.scaling {
+        let _ = writeln!(
+            report,
+            "## Scaling (req/s and p99 by connections, {}s each)\n",
+            o.duration.min(5)
+        );
+        let _ = writeln!(
+            report,
+            "| connections | hyper req/s | hyper p99 ms | Flagon req/s | Flagon p99 ms | Flagon × hyper |"
+        );
+        let _ = writeln!(report, "|---:|---:|---:|---:|---:|---:|");
+        for c in [1u32, 16, 64, 256, 1024] {
+            eprintln!("scaling: {c} connections");
+            let h = servers[0].load("/", c, o.duration.min(5));
+            let f = servers[1].load("/", c, o.duration.min(5));
+            let _ = writeln!(
+                report,
+                "| {c} | {:.0} | {:.2} | {:.0} | {:.2} | {:.2} |",
+                h.rps,
+                h.p99_ms,
+                f.rps,
+                f.p99_ms,
+                f.rps / h.rps
+            );
+        }
+        let _ = writeln!(report);
+        let _ = writeln!(report, "{}", in_flight_memory(&bins, &app, &cache));
+    }
+
+    let _ = writeln!(report, "{}", startup(&bins, &work, &wasm, &cache));
+
+    if let Some(secs) = o.soak {
+        let _ = writeln!(report, "{}", soak(&servers[1], secs));
+    }
+
+    drop(servers);
+    print!("{report}");
+    if let Some(out) = o.out {
+        std::fs::write(&out, &report).unwrap();
+        eprintln!("report written to {}", out.display());
+    }
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+fn require(tool: &str, hint: &str) {
+    if !which(tool) {
+        eprintln!("error: `{tool}` is not installed; {hint}");
+        std::process::exit(1);
+    }
+}
+
+fn which(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn run(cmd: &mut Command) {
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("failed to run {cmd:?}: {e}"));
+    assert!(status.success(), "{cmd:?} failed");
+}
+
+fn build(repo: &Path) {
+    eprintln!("building flagon and the native baselines (release)...");
+    run(Command::new("cargo").current_dir(repo).args([
+        "build",
+        "--release",
+        "--locked",
+        "-p",
+        "flagon",
+        "-p",
+        "flagon-bench",
+        "--bins",
+    ]));
+    eprintln!("building the guest components...");
+    run(Command::new("cargo")
+        .current_dir(repo.join("bench/guests"))
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--target",
+            "wasm32-wasip2",
+        ]));
+}
+
+fn write_app(work: &Path, wasm: &Path) -> PathBuf {
+    let text = format!(
+        r#"[app]
+name = "bench"
+
+[server]
+max_instances = 2048
+max_connections = 8192
+header_read_timeout = "30s"
+
+[components.hello]
+source = "{hello}"
+limits = {{ timeout = "10s" }}
+
+[components.page]
+source = "{page}"
+limits = {{ timeout = "10s" }}
+
+[[routes]]
+path = "/"
+component = "hello"
+
+[[routes]]
+path = "/sleep"
+component = "hello"
+name = "sleep"
+
+[[routes]]
+path = "/page"
+component = "page"
+"#,
+        hello = wasm.join("bench_hello.wasm").display(),
+        page = wasm.join("bench_page.wasm").display()
+    );
+    let path = work.join("flagon.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn cmd(bin: &Path) -> Command {
+    Command::new(bin)
+}
+
+fn flagon_cmd(bins: &Path, app: &Path, cache: &Path) -> Command {
+    let mut c = Command::new(bins.join("flagon"));
+    c.arg("serve")
+        .arg(app)
+        .env("FLAGON_CACHE_DIR", cache)
+        // The access log is one line per request; measure the serving path, not the terminal.
+        .env("FLAGON_LOG", "warn")
+        .arg("--listen");
+    c
+}
+
+fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+struct Server {
+    name: String,
+    addr: SocketAddr,
+    child: Child,
+}
+
+impl Server {
+    /// Start `cmd` with a free loopback address appended as its last argument.
+    fn start(name: &str, mut cmd: Command) -> Self {
+        let addr = free_port();
+        cmd.arg(addr.to_string())
+            .env_remove("RUST_BACKTRACE")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("failed to start {name}: {e}"));
+        let s = Server {
+            name: name.to_string(),
+            addr,
+            child,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "{name} did not start listening on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        s
+    }
+
+    fn cpu_ticks(&self) -> u64 {
+        proc_cpu_ticks(self.child.id())
+    }
+
+    fn peak_rss_kib(&self) -> u64 {
+        proc_status_kib(self.child.id(), "VmHWM:")
+    }
+
+    fn rss_kib(&self) -> u64 {
+        proc_status_kib(self.child.id(), "VmRSS:")
+    }
+
+    fn load(&self, path: &str, connections: u32, secs: u64) -> Run {
+        let before = self.cpu_ticks();
+        let out = wrk(self.addr, path, connections, secs, secs + 5);
+        let after = self.cpu_ticks();
+        let mut run = parse_wrk(&out);
+        let ticks_per_sec = 100.0; // USER_HZ on Linux
+        run.cpu_us = (after - before) as f64 / ticks_per_sec * 1e6 / run.requests.max(1) as f64;
+        run
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wrk(addr: SocketAddr, path: &str, connections: u32, secs: u64, timeout: u64) -> String {
+    let threads = connections.clamp(1, 2);
+    let script = format!(
+        "ulimit -n 65536 2>/dev/null; exec wrk -t{threads} -c{connections} -d{secs}s --timeout {timeout}s --latency http://{addr}{path}"
+    );
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .expect("run wrk");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[derive(Clone, Default)]
+struct Run {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    cpu_us: f64,
+    requests: u64,
+}
+
+impl Run {
+    fn median(runs: &[Run]) -> Run {
+        let med = |f: fn(&Run) -> f64| {
+            let mut v: Vec<f64> = runs.iter().map(f).collect();
+            v.sort_by(|a, b| a.total_cmp(b));
+            v[v.len() / 2]
+        };
+        Run {
+            rps: med(|r| r.rps),
+            p50_ms: med(|r| r.p50_ms),
+            p99_ms: med(|r| r.p99_ms),
+            cpu_us: med(|r| r.cpu_us),
+            requests: 0,
+        }
+    }
+}
+
+fn parse_wrk(out: &str) -> Run {
+    let mut run = Run::default();
+    for line in out.lines() {
+        let t = line.trim();
+        if let Some(v) = t.strip_prefix("Requests/sec:") {
+            run.rps = v.trim().parse().unwrap_or(0.0);
+        } else if let Some(v) = t.strip_prefix("50%") {
+            run.p50_ms = parse_duration_ms(v.trim());
+        } else if let Some(v) = t.strip_prefix("99%") {
+            run.p99_ms = parse_duration_ms(v.trim());
+        } else if t.contains(" requests in ") {
+            run.requests = t
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+        }
+    }
+    run
+}
+
+fn parse_duration_ms(v: &str) -> f64 {
+    let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
+    let n: f64 = num.parse().unwrap_or(f64::NAN);
+    match unit {
+        "us" => n / 1000.0,
+        "ms" => n,
+        "s" => n * 1000.0,
+        "m" => n * 60_000.0,
+        _ => f64::NAN,
+    }
+}
+
+fn proc_cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the `(comm)`: state is field 3; utime and stime are fields 14 and 15.
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    num(11) + num(12)
+}
+
+fn proc_status_kib(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    format!("Machine: {cores} cores, {cpu}.")
+}
+
+/// Memory with 1024 requests in flight, each parked in a guest for 2s (WASI sleep).
+fn in_flight_memory(bins: &Path, app: &Path, cache: &Path) -> String {
+    eprintln!("in-flight memory: 1024 sleeping requests");
+    let s = Server::start("flagon", flagon_cmd(bins, app, cache));
+    let idle = s.rss_kib();
+    let addr = s.addr;
+    let loader = std::thread::spawn(move || wrk(addr, "/sleep", 1024, 6, 10));
+    std::thread::sleep(Duration::from_secs(3));
+    let busy = s.rss_kib();
+    let out = loader.join().unwrap();
+    let run = parse_wrk(&out);
+    format!(
+        "## Memory with 1024 in-flight requests\n\nRSS idle {:.1} MiB; with 1024 requests parked in guests {:.1} MiB ({:.1} KiB per in-flight request); {} requests completed in 6s (each sleeps 2s).\n",
+        idle as f64 / 1024.0,
+        busy as f64 / 1024.0,
+        (busy.saturating_sub(idle)) as f64 / 1024.0,
+        run.requests
+    )
+}
+
+/// Time from spawn to accepting connections with 10 precompiled components.
+fn startup(bins: &Path, work: &Path, wasm: &Path, cache: &Path) -> String {
+    let mut text = String::from("[app]\nname = \"startup\"\n");
+    for i in 0..10 {
+        let _ = write!(
+            text,
+            "[components.c{i}]\nsource = \"{}\"\n[[routes]]\npath = \"/c{i}\"\ncomponent = \"c{i}\"\n",
+            wasm.join(if i % 2 == 0 {
+                "bench_hello.wasm"
+            } else {
+                "bench_page.wasm"
+            })
+            .display()
+        );
+    }
+    let manifest = work.join("startup.toml");
+    std::fs::write(&manifest, text).unwrap();
+    let mut times = Vec::new();
+    for attempt in 0..6 {
+        let addr = free_port();
+        let started = Instant::now();
+        let mut child = Command::new(bins.join("flagon"))
+            .arg("serve")
+            .arg(&manifest)
+            .args(["--listen", &addr.to_string()])
+            .env("FLAGON_CACHE_DIR", cache)
+            .env_remove("RUST_BACKTRACE")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        for line in BufReader::new(stderr).lines() {
+            if line.map(|l| l.contains("listening on")).unwrap_or(true) {
+                break;
+            }
+        }
+        let took = started.elapsed();
+        let _ = child.kill();
+        let _ = child.wait();
+        if attempt > 0 {
+            // The first start fills the cache for this manifest's components.
+            times.push(took);
+        }
+    }
+    times.sort();
+    format!(
+        "## Startup\n\n10 precompiled components (5 hello, 5 page) from spawn to listening: median {:.1} ms (min {:.1}, max {:.1}).\n",
+        times[times.len() / 2].as_secs_f64() * 1000.0,
+        times[0].as_secs_f64() * 1000.0,
+        times[times.len() - 1].as_secs_f64() * 1000.0
+    )
+}
+
+/// RSS sampled every 5s during a long run.
+fn soak(s: &Server, secs: u64) -> String {
+    eprintln!("soak: {secs}s");
+    let addr = s.addr;
+    let loader = std::thread::spawn(move || wrk(addr, "/", 64, secs, 10));
+    let mut samples = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(secs) {
+        std::thread::sleep(Duration::from_secs(5));
+        samples.push(format!("{:.1}", s.rss_kib() as f64 / 1024.0));
+    }
+    let run = parse_wrk(&loader.join().unwrap());
+    format!(
+        "## Soak\n\nFlagon hello for {secs}s at 64 connections ({:.0} req/s): RSS every 5s in MiB: {}.\n",
+        run.rps,
+        samples.join(", ")
+    )
+}

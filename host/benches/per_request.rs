@@ -1,0 +1,120 @@
+//! Micro-benchmarks of the per-request path: instantiate + call of a trivial handler, the whole
+//! host path without a socket, and routing. Run with `cargo bench -p flagon`.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use flagon::bindings::{Method, Request};
+use flagon::router::Router;
+use flagon::{App, CacheDir, LoadOptions, Manifest};
+use http_body_util::Full;
+
+fn app(text: &str) -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flagon.toml");
+    std::fs::write(&path, text).unwrap();
+    let manifest = Manifest::load(&path).unwrap();
+    App::load(
+        &manifest,
+        &LoadOptions {
+            cache: CacheDir::Disabled,
+        },
+    )
+    .unwrap()
+}
+
+fn hello_manifest() -> String {
+    format!(
+        "[app]\nname = \"bench\"\n[components.hello]\nsource = {:?}\ngrants = {{ variables = [] }}\n\
+         [[routes]]\npath = \"/\"\ncomponent = \"hello\"\nname = \"index\"\n",
+        flagon_test_artifacts::HELLO
+    )
+}
+
+fn per_request(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let app = Arc::new(rt.block_on(async { app(&hello_manifest()) }));
+
+    let component = &app.components()[0];
+    let request = Request {
+        method: Method::Get,
+        path: "/".into(),
+        params: vec![],
+        query: String::new(),
+        headers: vec![("host".into(), "bench".into())],
+        body: vec![],
+        client: "127.0.0.1:1".into(),
+        request_id: "0123456789abcdef".into(),
+        route: Some("index".into()),
+    };
+    let id: Arc<str> = Arc::from("0123456789abcdef");
+    c.bench_function("instantiate_and_call_hello", |b| {
+        b.to_async(&rt).iter(|| async {
+            let r = component.call(app.engine(), id.clone(), &request).await;
+            black_box(r.is_ok())
+        })
+    });
+
+    let client = "127.0.0.1:1".parse().unwrap();
+    c.bench_function("app_handle_hello_no_socket", |b| {
+        b.to_async(&rt).iter(|| async {
+            let req = http::Request::get("/")
+                .header("host", "bench")
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            black_box(app.handle(req, client).await.status())
+        })
+    });
+}
+
+fn routing(c: &mut Criterion) {
+    let mut text = String::from("[app]\nname = \"r\"\n[components.c]\nsource = \"c.wasm\"\n");
+    for p in [
+        "/",
+        "/about",
+        "/users",
+        "/users/{id}",
+        "/users/{id}/posts",
+        "/users/{id}/posts/{post}",
+        "/posts",
+        "/posts/{id}",
+        "/posts/{id}/comments",
+        "/static/{*path}",
+        "/api/v1/items",
+        "/api/v1/items/{id}",
+        "/api/v1/orders",
+        "/api/v1/orders/{id}",
+        "/login",
+        "/logout",
+        "/search",
+        "/tags/{tag}",
+        "/feed.xml",
+        "/img-{id}.png",
+    ] {
+        text.push_str(&format!("[[routes]]\npath = \"{p}\"\ncomponent = \"c\"\n"));
+    }
+    let manifest = Manifest::parse(Path::new("flagon.toml"), &text).unwrap();
+    let router = Router::new(&manifest, |_| 0).unwrap();
+    let get = http::Method::GET;
+    c.bench_function("route_20_routes", |b| {
+        b.iter(|| {
+            black_box(matches!(
+                router.at(&get, black_box("/users/42/posts/7")),
+                flagon::router::Match::Found { .. }
+            ));
+            black_box(matches!(
+                router.at(&get, black_box("/static/css/site.css")),
+                flagon::router::Match::Found { .. }
+            ));
+        })
+    });
+}
+
+criterion_group!(benches, per_request, routing);
+criterion_main!(benches);
