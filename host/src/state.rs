@@ -20,7 +20,9 @@ pub const MAX_LOG_LINES_PER_REQUEST: u32 = 256;
 pub const MAX_LOG_LINE_BYTES: usize = 4096;
 
 pub struct HostState {
-    wasi: WasiCtx,
+    /// Built on first use: most handlers never call WASI, and building a context (clocks,
+    /// seeded random generators) costs more than the rest of the per-request state together.
+    wasi: Option<WasiCtx>,
     table: ResourceTable,
     pub(crate) limits: StoreLimits,
     pub(crate) guest: Arc<Guest>,
@@ -32,12 +34,9 @@ pub struct HostState {
 
 impl HostState {
     pub(crate) fn new(guest: Arc<Guest>, request_id: Arc<str>, deadline: Instant) -> Self {
-        // The WASI context grants nothing: no arguments, no environment, no preopened
-        // directories, no network; stdin is empty and stdout/stderr are discarded.
-        let wasi = WasiCtx::builder().build();
         let limits = guest.store_limits();
         Self {
-            wasi,
+            wasi: None,
             table: ResourceTable::new(),
             limits,
             guest,
@@ -56,7 +55,9 @@ impl HostState {
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
-            ctx: &mut self.wasi,
+            // The WASI context grants nothing: no arguments, no environment, no preopened
+            // directories, no network; stdin is empty and stdout/stderr are discarded.
+            ctx: self.wasi.get_or_insert_with(|| WasiCtx::builder().build()),
             table: &mut self.table,
         }
     }
