@@ -148,17 +148,19 @@ impl App {
         let started = Instant::now();
         let request_id = RequestId::new();
         let method = req.method().clone();
+        // A `Uri` clone shares its bytes; kept for the access log only.
+        let uri = req.uri().clone();
         let mut response = self.dispatch(req, client, &request_id).await;
-        response.headers_mut().insert(
-            HeaderName::from_static("x-request-id"),
-            request_id.header_value(),
-        );
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), request_id.header_value());
+        // The query string is left out of the log: it may carry tokens.
         tracing::info!(
             target: "flagon::access",
             request_id = %request_id,
             client = %client,
             method = %method,
-            path = %PathForLog(response.extensions().get::<LoggedPath>()),
+            path = uri.path(),
             status = response.status().as_u16(),
             micros = started.elapsed().as_micros() as u64,
         );
@@ -177,29 +179,24 @@ impl App {
     {
         let (parts, body) = req.into_parts();
         let path = parts.uri.path();
-        let logged = LoggedPath(path.to_string());
-        let with_path = |mut r: http::Response<Body>| {
-            r.extensions_mut().insert(logged.clone());
-            r
-        };
         let (route, params, head_from_get) = match self.router.at(&parts.method, path) {
             Match::Found {
                 route,
                 params,
                 head_from_get,
             } => (route, params, head_from_get),
-            Match::NotFound => return with_path(error_page(StatusCode::NOT_FOUND, request_id)),
-            Match::BadParam => return with_path(error_page(StatusCode::BAD_REQUEST, request_id)),
+            Match::NotFound => return error_page(StatusCode::NOT_FOUND, request_id),
+            Match::BadParam => return error_page(StatusCode::BAD_REQUEST, request_id),
             Match::MethodNotAllowed { allow } => {
                 let mut r = error_page(StatusCode::METHOD_NOT_ALLOWED, request_id);
                 r.headers_mut().insert(header::ALLOW, allow.clone());
-                return with_path(r);
+                return r;
             }
             Match::Options { allow } => {
                 let mut r = http::Response::new(Body::default());
                 *r.status_mut() = StatusCode::NO_CONTENT;
                 r.headers_mut().insert(header::ALLOW, allow.clone());
-                return with_path(r);
+                return r;
             }
         };
 
@@ -210,15 +207,15 @@ impl App {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > route.max_body) {
-            return with_path(error_page(StatusCode::PAYLOAD_TOO_LARGE, request_id));
+            return error_page(StatusCode::PAYLOAD_TOO_LARGE, request_id);
         }
         let limit = usize::try_from(route.max_body).unwrap_or(usize::MAX);
         let body = match Limited::new(body, limit).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                return with_path(error_page(StatusCode::PAYLOAD_TOO_LARGE, request_id));
+                return error_page(StatusCode::PAYLOAD_TOO_LARGE, request_id);
             }
-            Err(_) => return with_path(error_page(StatusCode::BAD_REQUEST, request_id)),
+            Err(_) => return error_page(StatusCode::BAD_REQUEST, request_id),
         };
 
         let wit_request = bindings::Request {
@@ -246,7 +243,7 @@ impl App {
         let outcome = component
             .call(&self.engine.engine, request_id.shared(), &wit_request)
             .await;
-        let response = match outcome {
+        let mut response = match outcome {
             Ok(r) => into_http(r, &component.guest.id, request_id),
             Err(Failure::Timeout) => {
                 tracing::warn!(component = %component.guest.id, request_id = %request_id, "guest stopped at its deadline");
@@ -264,7 +261,6 @@ impl App {
                 error_page(StatusCode::INTERNAL_SERVER_ERROR, request_id)
             }
         };
-        let mut response = with_path(response);
         if head_from_get {
             // Keep the GET response's length, drop its body.
             let len = response.body().size_hint_exact();
@@ -286,22 +282,6 @@ trait SizeHintExact {
 impl SizeHintExact for Body {
     fn size_hint_exact(&self) -> Option<u64> {
         hyper::body::Body::size_hint(self).exact()
-    }
-}
-
-/// The path as received, for the access log (the query string is left out: it may carry
-/// tokens).
-#[derive(Clone)]
-struct LoggedPath(String);
-
-struct PathForLog<'a>(Option<&'a LoggedPath>);
-
-impl std::fmt::Display for PathForLog<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(p) => f.write_str(&p.0),
-            None => f.write_str("-"),
-        }
     }
 }
 
