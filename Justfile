@@ -8,6 +8,10 @@ hello:
 test:
     cargo test --locked
 
+# The side-by-side benchmark suite (needs wrk; see docs/performance.md).
+bench:
+    cargo run --release -p flagon-bench -- --scaling
+
 # Everything CI runs: fmt, tests, clippy, cargo-deny.
 ci:
     bash .ci/run
@@ -18,6 +22,7 @@ fmt:
     cd sdk/rust && cargo fmt
     cd tests/programs && cargo fmt
     cd examples/hello && cargo fmt
+    cd bench/guests && cargo fmt
 
 # Lint the host and every guest workspace.
 clippy:
@@ -25,3 +30,4 @@ clippy:
     cd sdk/rust && cargo clippy --target wasm32-wasip2 -- -D warnings
     cd tests/programs && cargo clippy --target wasm32-wasip2 -- -D warnings
     cd examples/hello && cargo clippy --target wasm32-wasip2 -- -D warnings
+    cd bench/guests && cargo clippy --target wasm32-wasip2 -- -D warnings

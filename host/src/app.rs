@@ -151,9 +151,10 @@ impl App {
         // A `Uri` clone shares its bytes; kept for the access log only.
         let uri = req.uri().clone();
         let mut response = self.dispatch(req, client, &request_id).await;
-        response
-            .headers_mut()
-            .insert(HeaderName::from_static("x-request-id"), request_id.header_value());
+        response.headers_mut().insert(
+            HeaderName::from_static("x-request-id"),
+            request_id.header_value(),
+        );
         // The query string is left out of the log: it may carry tokens.
         tracing::info!(
             target: "flagon::access",

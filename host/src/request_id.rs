@@ -82,6 +82,9 @@ mod tests {
         let ids: std::collections::HashSet<String> =
             (0..10_000).map(|_| RequestId::new().to_string()).collect();
         assert_eq!(ids.len(), 10_000);
-        assert!(ids.iter().all(|i| i.len() == 16 && i.bytes().all(|b| b.is_ascii_hexdigit())));
+        assert!(
+            ids.iter()
+                .all(|i| i.len() == 16 && i.bytes().all(|b| b.is_ascii_hexdigit()))
+        );
     }
 }
