@@ -100,7 +100,7 @@ fn routing(c: &mut Criterion) {
         text.push_str(&format!("[[routes]]\npath = \"{p}\"\ncomponent = \"c\"\n"));
     }
     let manifest = Manifest::parse(Path::new("flagon.toml"), &text).unwrap();
-    let router = Router::new(&manifest, |_| 0).unwrap();
+    let router = Router::new(&manifest).unwrap();
     let get = http::Method::GET;
     c.bench_function("route_20_routes", |b| {
         b.iter(|| {

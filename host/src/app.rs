@@ -1,7 +1,6 @@
 //! An app: the manifest's components loaded, its routes in a table, and the per-request path
 //! from a parsed HTTP request to a response.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -16,7 +15,7 @@ use wasmtime::component::Linker;
 use crate::bindings::{self, Method as WitMethod};
 use crate::capabilities;
 use crate::component::{Failure, LoadedComponent};
-use crate::engine::{self, EngineSettings, FlagonEngine, Origin};
+use crate::engine::{EngineSettings, FlagonEngine, Origin};
 use crate::manifest::{Manifest, ServerSection};
 use crate::request_id::RequestId;
 use crate::router::{Match, Router};
@@ -28,7 +27,7 @@ pub type Body = Full<Bytes>;
 /// Where precompiled components are cached.
 #[derive(Debug, Clone, Default)]
 pub enum CacheDir {
-    /// `[server] cache_dir`, else the user's cache directory (see [`engine::default_cache_dir`]).
+    /// `[server] cache_dir`, else the user's cache directory (see [`crate::engine::default_cache_dir`]).
     #[default]
     Default,
     /// This directory.
@@ -56,15 +55,9 @@ impl App {
     /// Load every component of `manifest`, check its grants, and build the route table.
     pub fn load(manifest: &Manifest, options: &LoadOptions) -> Result<Self> {
         let variables = manifest.resolve_variables(|k| std::env::var(k).ok())?;
-        let max_memory = manifest
-            .components
-            .values()
-            .map(|c| c.limits.memory.0)
-            .max()
-            .unwrap_or(64 << 20);
         let engine = FlagonEngine::new(&EngineSettings {
             max_instances: manifest.server.max_instances,
-            max_memory,
+            max_memory: manifest.max_component_memory(),
         })?;
         let mut linker = Linker::<HostState>::new(&engine.engine);
         capabilities::link(&mut linker)
@@ -72,12 +65,7 @@ impl App {
             .context("failed to link host capabilities")?;
 
         let cache_dir = match &options.cache {
-            CacheDir::Default => manifest
-                .server
-                .cache_dir
-                .as_ref()
-                .map(|p| manifest.resolve(p))
-                .or_else(engine::default_cache_dir),
+            CacheDir::Default => manifest.cache_dir(),
             CacheDir::Path(p) => Some(p.clone()),
             CacheDir::Disabled => None,
         };
@@ -102,13 +90,7 @@ impl App {
             );
             components.push(loaded);
         }
-        let ids: BTreeMap<&str, usize> = manifest
-            .components
-            .keys()
-            .enumerate()
-            .map(|(i, k)| (k.as_str(), i))
-            .collect();
-        let router = Router::new(manifest, |id| ids[id])?;
+        let router = Router::new(manifest)?;
         Ok(Self {
             components,
             router,

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use crate::app::{App, CacheDir, LoadOptions};
 use crate::capabilities::Capability;
 use crate::component::LoadedComponent;
-use crate::engine::{self, EngineSettings, FlagonEngine};
+use crate::engine::{EngineSettings, FlagonEngine};
 use crate::manifest::Manifest;
 use crate::server::{self, Server};
 
@@ -134,22 +134,11 @@ fn check(path: &Path) -> Result<()> {
         };
         println!("variable `{name}` = {shown}");
     }
-    let max_memory = manifest
-        .components
-        .values()
-        .map(|c| c.limits.memory.0)
-        .max()
-        .unwrap_or(64 << 20);
     let engine = FlagonEngine::new(&EngineSettings {
         max_instances: 1,
-        max_memory,
+        max_memory: manifest.max_component_memory(),
     })?;
-    let cache = manifest
-        .server
-        .cache_dir
-        .as_ref()
-        .map(|p| manifest.resolve(p))
-        .or_else(engine::default_cache_dir);
+    let cache = manifest.cache_dir();
     let mut failures = 0;
     for (id, section) in &manifest.components {
         let path = manifest.resolve(&section.source);
@@ -195,13 +184,7 @@ fn check(path: &Path) -> Result<()> {
             }
         }
     }
-    let ids: std::collections::BTreeMap<&str, usize> = manifest
-        .components
-        .keys()
-        .enumerate()
-        .map(|(i, k)| (k.as_str(), i))
-        .collect();
-    crate::router::Router::new(&manifest, |id| ids[id])?;
+    crate::router::Router::new(&manifest)?;
     println!("\nroutes: {} ok", manifest.routes.len());
     if failures > 0 {
         bail!("{failures} component(s) failed the check");
@@ -211,13 +194,7 @@ fn check(path: &Path) -> Result<()> {
 
 fn routes(path: &Path) -> Result<()> {
     let manifest = Manifest::load(path)?;
-    let ids: std::collections::BTreeMap<&str, usize> = manifest
-        .components
-        .keys()
-        .enumerate()
-        .map(|(i, k)| (k.as_str(), i))
-        .collect();
-    let router = crate::router::Router::new(&manifest, |id| ids[id])?;
+    let router = crate::router::Router::new(&manifest)?;
     let rows: Vec<[String; 4]> = router
         .routes()
         .iter()

@@ -523,6 +523,25 @@ impl Manifest {
         Ok(())
     }
 
+    /// The largest `limits.memory` of any component (the engine's per-memory maximum).
+    pub fn max_component_memory(&self) -> u64 {
+        self.components
+            .values()
+            .map(|c| c.limits.memory.0)
+            .max()
+            .unwrap_or(Limits::default().memory.0)
+    }
+
+    /// The precompiled-component cache directory: `[server] cache_dir`, else the default
+    /// (`$FLAGON_CACHE_DIR`, `$XDG_CACHE_HOME/flagon`, `~/.cache/flagon`).
+    pub fn cache_dir(&self) -> Option<PathBuf> {
+        self.server
+            .cache_dir
+            .as_ref()
+            .map(|p| self.resolve(p))
+            .or_else(crate::engine::default_cache_dir)
+    }
+
     /// Resolve a path from the manifest against the manifest's directory.
     pub fn resolve(&self, path: &Path) -> PathBuf {
         if path.is_absolute() {

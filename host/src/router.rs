@@ -68,11 +68,16 @@ pub struct RouteError {
 }
 
 impl Router {
-    /// Build the table from the manifest; `component_index` maps a component id to its index.
-    pub fn new(
-        manifest: &Manifest,
-        component_index: impl Fn(&str) -> usize,
-    ) -> Result<Self, RouteError> {
+    /// Build the table from the manifest. A route's `component` is the position of its
+    /// component in `manifest.components` (the order the app loads them in).
+    pub fn new(manifest: &Manifest) -> Result<Self, RouteError> {
+        let component_index = |id: &str| {
+            manifest
+                .components
+                .keys()
+                .position(|k| k == id)
+                .expect("the manifest checked that routes name known components")
+        };
         let err = |key: String, message: String, help: String| RouteError {
             file: manifest.file.display().to_string(),
             key,
@@ -191,7 +196,7 @@ mod tests {
     fn router(routes: &str) -> Result<Router, RouteError> {
         let text = format!("[app]\nname = \"t\"\n[components.c]\nsource = \"c.wasm\"\n{routes}");
         let m = Manifest::parse(Path::new("flagon.toml"), &text).unwrap();
-        Router::new(&m, |_| 0)
+        Router::new(&m)
     }
 
     #[test]
