@@ -193,12 +193,22 @@ impl App {
             return error_page(StatusCode::PAYLOAD_TOO_LARGE, request_id);
         }
         let limit = usize::try_from(route.max_body).unwrap_or(usize::MAX);
-        let body = match Limited::new(body, limit).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+        let read = tokio::time::timeout(
+            self.server.body_read_timeout.0,
+            Limited::new(body, limit).collect(),
+        );
+        let body = match read.await {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
                 return error_page(StatusCode::PAYLOAD_TOO_LARGE, request_id);
             }
-            Err(_) => return error_page(StatusCode::BAD_REQUEST, request_id),
+            Ok(Err(_)) => return error_page(StatusCode::BAD_REQUEST, request_id),
+            Err(_elapsed) => {
+                let mut r = error_page(StatusCode::REQUEST_TIMEOUT, request_id);
+                r.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return r;
+            }
         };
 
         let wit_request = bindings::Request {
@@ -240,7 +250,9 @@ impl App {
                 r
             }
             Err(Failure::Trap(detail)) => {
-                tracing::error!(component = %component.guest.id, request_id = %request_id, "guest failed: {detail}");
+                // The detail (trap message and Wasm backtrace) is logged on one line, escaped,
+                // so nothing in it can pass for another log line.
+                tracing::error!(component = %component.guest.id, request_id = %request_id, detail = %crate::state::log_safe(&detail), "guest failed");
                 error_page(StatusCode::INTERNAL_SERVER_ERROR, request_id)
             }
         };

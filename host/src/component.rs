@@ -169,7 +169,9 @@ impl LoadedComponent {
                 UpdateDeadline::Interrupt
             } else {
                 // Not yet: let other requests on this thread run, then check again next tick.
-                UpdateDeadline::Yield(1)
+                // tokio's `yield_now` defers the wake-up until the worker has polled the I/O
+                // driver, so a spinning guest cannot starve the network and timers.
+                UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
             })
         });
         store.set_epoch_deadline(1);

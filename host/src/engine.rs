@@ -194,6 +194,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 
 fn deserialize_cached(engine: &Engine, path: &Path) -> Result<Component> {
     check_cache_dir_private(path.parent().unwrap_or(path))?;
+    check_private(path, "cache entry")?;
     // SAFETY: `deserialize_file` trusts the file to be a component this engine produced: its
     // code is mapped and run. Flagon writes these files itself (atomically, in a directory it
     // created with mode 0700) and refuses a directory others can write to, so only the
@@ -208,7 +209,7 @@ fn store_cached(component: &Component, dir: &Path, path: &Path) -> Result<()> {
     create_private_dir(dir)?;
     let bytes = component.serialize()?;
     let tmp = dir.join(format!(".{}.{}.tmp", std::process::id(), unique()));
-    std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    write_private(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
     Ok(())
 }
@@ -238,22 +239,58 @@ fn create_private_dir(dir: &Path) -> Result<()> {
         .with_context(|| format!("creating the cache directory {}", dir.display()))
 }
 
-/// Precompiled code is run as-is, so the cache directory must not be writable by others.
-#[cfg(unix)]
+/// Precompiled code is run as-is, so the cache directory must belong to the account running
+/// Flagon and must not be writable by anyone else.
 fn check_cache_dir_private(dir: &Path) -> Result<()> {
+    check_private(dir, "cache directory")
+}
+
+/// `path` must not be a symlink, must be owned by this process's user, and must not be
+/// writable by group or others.
+#[cfg(unix)]
+fn check_private(path: &Path, what: &str) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
+    let meta =
+        std::fs::symlink_metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    // /proc/self belongs to the effective user of this process.
+    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    let shown = path.display();
+    if meta.file_type().is_symlink() {
+        anyhow::bail!(
+            "the {what} {shown} is a symbolic link; point `[server] cache_dir` at a real directory"
+        );
+    }
+    if me.is_some_and(|uid| uid != meta.uid()) {
+        anyhow::bail!(
+            "the {what} {shown} belongs to another user; use a directory of your own (`[server] cache_dir` or FLAGON_CACHE_DIR)"
+        );
+    }
     if meta.mode() & 0o022 != 0 {
         anyhow::bail!(
-            "the cache directory {} is writable by other users; run `chmod go-w {}` or set `[server] cache_dir`",
-            dir.display(),
-            dir.display()
+            "the {what} {shown} is writable by other users; run `chmod go-w {shown}` or set `[server] cache_dir`"
         );
     }
     Ok(())
 }
 
 #[cfg(not(unix))]
-fn check_cache_dir_private(_dir: &Path) -> Result<()> {
+fn check_private(_path: &Path, _what: &str) -> Result<()> {
     Ok(())
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, bytes)
 }

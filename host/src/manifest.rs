@@ -15,6 +15,11 @@ use serde::Deserialize;
 /// The manifest file name looked up in an app directory.
 pub const MANIFEST_FILE: &str = "flagon.toml";
 
+/// The longest any configured timeout may be.
+const HOUR: Duration = Duration::from_secs(3600);
+/// Most `{parameters}` in one route path (the router's own limit is a little higher).
+const MAX_ROUTE_PARAMS: usize = 16;
+
 /// A manifest error: where it is, what is wrong, and how to fix it.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -90,6 +95,9 @@ pub struct ServerSection {
     /// Time a client has to send a complete request head; slower connections are closed
     /// (slowloris protection). Example: `header_read_timeout = "10s"`
     pub header_read_timeout: HumanDuration,
+    /// Time a client has to send the request body once its head is in; slower clients get 408.
+    /// Example: `body_read_timeout = "30s"`
+    pub body_read_timeout: HumanDuration,
     /// Open connections accepted at once; further clients wait in the listen backlog.
     /// Example: `max_connections = 4096`
     pub max_connections: usize,
@@ -112,6 +120,7 @@ impl Default for ServerSection {
             max_header_bytes: Size(16 * 1024),
             max_headers: 100,
             header_read_timeout: HumanDuration(Duration::from_secs(10)),
+            body_read_timeout: HumanDuration(Duration::from_secs(30)),
             max_connections: 4096,
             max_instances: 1000,
             shutdown_grace: HumanDuration(Duration::from_secs(30)),
@@ -389,25 +398,36 @@ impl Manifest {
                 "set `max_header_bytes = \"8KiB\"` or more",
             ));
         }
-        for (key, value) in [
-            ("server.max_headers", s.max_headers as u64),
-            ("server.max_connections", s.max_connections as u64),
-            ("server.max_instances", u64::from(s.max_instances)),
+        // Upper bounds keep a typo from exhausting memory or overflowing a deadline.
+        for (key, value, max) in [
+            ("server.max_headers", s.max_headers as u64, 10_000),
+            (
+                "server.max_connections",
+                s.max_connections as u64,
+                1_000_000,
+            ),
+            ("server.max_instances", u64::from(s.max_instances), 100_000),
         ] {
-            if value == 0 {
+            if value == 0 || value > max {
                 return Err(self.invalid(
                     key,
-                    "must be at least 1",
+                    format!("`{value}` is outside 1..={max}"),
                     format!("remove `{key}` to use the default"),
                 ));
             }
         }
-        if s.header_read_timeout.0.is_zero() {
-            return Err(self.invalid(
-                "server.header_read_timeout",
-                "must be longer than zero",
-                "set e.g. `header_read_timeout = \"10s\"`",
-            ));
+        for (key, value, max) in [
+            ("server.header_read_timeout", s.header_read_timeout, HOUR),
+            ("server.body_read_timeout", s.body_read_timeout, HOUR),
+            ("server.shutdown_grace", s.shutdown_grace, HOUR),
+        ] {
+            if value.0.is_zero() || value.0 > max {
+                return Err(self.invalid(
+                    key,
+                    format!("`{value}` is outside 1ms..1h"),
+                    format!("remove `{key}` to use the default"),
+                ));
+            }
         }
 
         for (id, c) in &self.components {
@@ -426,10 +446,10 @@ impl Manifest {
                     "set e.g. `limits = { memory = \"64MiB\" }`",
                 ));
             }
-            if c.limits.timeout.0 < Duration::from_millis(1) {
+            if c.limits.timeout.0 < Duration::from_millis(1) || c.limits.timeout.0 > HOUR {
                 return Err(self.invalid(
                     format!("{key}.limits.timeout"),
-                    format!("`{}` is too short", c.limits.timeout),
+                    format!("`{}` is outside 1ms..1h", c.limits.timeout),
                     "set e.g. `limits = { timeout = \"2s\" }`",
                 ));
             }
@@ -482,6 +502,14 @@ impl Manifest {
                     format!("{key}.path"),
                     format!("route path `{}` uses `:param`", r.path),
                     "write parameters as `{param}`, and the rest of the path as `{*rest}`",
+                ));
+            }
+            let params = r.path.matches('{').count() - r.path.matches("{{").count() * 2;
+            if params > MAX_ROUTE_PARAMS {
+                return Err(self.invalid(
+                    format!("{key}.path"),
+                    format!("route path `{}` has {params} parameters", r.path),
+                    format!("use at most {MAX_ROUTE_PARAMS} parameters per route"),
                 ));
             }
             if r.methods.is_empty() {
@@ -732,6 +760,29 @@ component = "hello"
         assert_eq!(vars["token"].value, "s3cret");
         assert_eq!(vars["hi"].value, "x");
         assert!(!format!("{vars:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn limits_have_upper_bounds() {
+        let err = parse(&format!("{MINIMAL}\n[server]\nmax_headers = 100000000\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("server.max_headers") && err.contains("1..=10000"),
+            "{err}"
+        );
+        let err = parse(&MINIMAL.replace(
+            "source = \"hello.wasm\"",
+            "source = \"h.wasm\"\nlimits = { timeout = \"100000000 years\" }",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("limits.timeout"), "{err}");
+        let many: String = (0..20).map(|i| format!("/{{p{i}}}")).collect();
+        let err = parse(&MINIMAL.replace("/hello/{name}", &many))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("20 parameters"), "{err}");
     }
 
     #[test]

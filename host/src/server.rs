@@ -18,6 +18,9 @@ use crate::app::App;
 
 /// The HTTP/2 connection preface; a connection that starts with it speaks HTTP/2.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// Concurrent streams per HTTP/2 connection: enough for a browser, small enough that a few
+/// connections cannot claim the whole instance pool.
+const MAX_H2_STREAMS: u32 = 64;
 
 pub struct Server {
     app: Arc<App>,
@@ -55,11 +58,13 @@ impl Server {
             .http2()
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(settings.max_header_bytes.0).unwrap_or(u32::MAX))
-            .max_concurrent_streams(256)
+            .max_concurrent_streams(MAX_H2_STREAMS)
             .keep_alive_interval(Duration::from_secs(30))
             .keep_alive_timeout(Duration::from_secs(20));
         let builder = Arc::new(builder);
         let graceful = GracefulShutdown::new();
+        // Connection tasks, so that any still running after the grace period can be stopped.
+        let mut tasks = tokio::task::JoinSet::new();
         let connections = Arc::new(Semaphore::new(settings.max_connections));
         let sniff_timeout = settings.header_read_timeout.0;
 
@@ -81,11 +86,13 @@ impl Server {
                     }
                 },
             };
+            // Reap finished connection tasks as we go.
+            while tasks.try_join_next().is_some() {}
             let _ = stream.set_nodelay(true);
             let app = self.app.clone();
             let builder = builder.clone();
             let watcher = graceful.watcher();
-            tokio::spawn(async move {
+            tasks.spawn(async move {
                 let _permit = permit;
                 if !first_bytes_in_time(&stream, sniff_timeout).await {
                     return;
@@ -112,7 +119,9 @@ impl Server {
             .is_err()
         {
             tracing::warn!("shutdown grace period over; closing remaining connections");
+            tasks.abort_all();
         }
+        while tasks.join_next().await.is_some() {}
         Ok(())
     }
 }
@@ -125,6 +134,7 @@ impl Server {
 async fn first_bytes_in_time(stream: &TcpStream, timeout: Duration) -> bool {
     let sniff = async {
         let mut buf = [0u8; H2_PREFACE.len()];
+        let mut backoff = Duration::from_millis(1);
         loop {
             let n = match stream.peek(&mut buf).await {
                 Ok(0) | Err(_) => return false,
@@ -133,8 +143,10 @@ async fn first_bytes_in_time(stream: &TcpStream, timeout: Duration) -> bool {
             if buf[..n] != H2_PREFACE[..n] || n == H2_PREFACE.len() {
                 return true;
             }
-            // A partial HTTP/2 preface: the rest is normally in the next packet.
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            // A partial HTTP/2 preface: the rest is normally in the next packet. Back off so a
+            // client that stops mid-preface costs few wake-ups until the deadline.
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(200));
         }
     };
     tokio::time::timeout(timeout, sniff).await.unwrap_or(false)

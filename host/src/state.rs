@@ -77,7 +77,7 @@ impl log::Host for HostState {
         if self.log_lines > MAX_LOG_LINES_PER_REQUEST {
             return;
         }
-        let message = truncate(&message, MAX_LOG_LINE_BYTES);
+        let message = log_safe(&truncate(&message, MAX_LOG_LINE_BYTES)).into_owned();
         let component = self.guest.id.as_str();
         let request_id = &*self.request_id;
         macro_rules! emit {
@@ -109,6 +109,23 @@ impl config::Host for HostState {
     }
 }
 
+/// Escape control characters (CR, LF, ESC, ...) in guest-provided text, so that a guest cannot
+/// forge log lines or send terminal escape sequences through the host's log.
+pub(crate) fn log_safe(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return s.into();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
+}
+
 fn truncate(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
     if s.len() <= max {
         return s.into();
@@ -122,6 +139,15 @@ fn truncate(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn guest_text_cannot_forge_log_lines() {
+        assert_eq!(super::log_safe("plain ü"), "plain ü");
+        assert_eq!(
+            super::log_safe("a\nINFO flagon::access: fake\r\u{1b}[31m"),
+            "a\\nINFO flagon::access: fake\\r\\u{1b}[31m"
+        );
+    }
+
     #[test]
     fn truncate_keeps_char_boundaries() {
         assert_eq!(super::truncate("héllo", 10), "héllo");

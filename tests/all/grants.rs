@@ -81,6 +81,30 @@ fn precompiled_components_are_cached() {
     assert_eq!(load().components()[0].origin, flagon::engine::Origin::Cache);
 }
 
+/// Cached code is executed, so a cache directory others can write to is never read or written:
+/// the component is compiled instead.
+#[cfg(unix)]
+#[test]
+fn a_shared_cache_directory_is_not_trusted() {
+    use std::os::unix::fs::PermissionsExt;
+    let cache = tempfile::tempdir().unwrap();
+    let dir = cache.path().join("shared");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let text = format!(
+        "[app]\nname = \"t\"\n[server]\ncache_dir = {:?}\n[components.h]\nsource = {}\n",
+        dir.display().to_string(),
+        program(programs::HOSTILE)
+    );
+    let manifest = TestManifest::new(&text);
+    for _ in 0..2 {
+        let m = flagon::Manifest::load(&manifest.path).unwrap();
+        let app = flagon::App::load(&m, &flagon::LoadOptions::default()).unwrap();
+        assert_eq!(app.components()[0].origin, flagon::engine::Origin::Compiled);
+    }
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+}
+
 #[test]
 fn missing_component_file_says_to_build() {
     let text = "[app]\nname = \"t\"\n[components.x]\nsource = \"nope.wasm\"\nbuild = \"true\"\n";

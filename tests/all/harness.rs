@@ -198,6 +198,7 @@ pub struct BinServer {
     pub addr: SocketAddr,
     pub child: std::process::Child,
     pub log: Arc<std::sync::Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
     _manifest: Option<TestManifest>,
 }
 
@@ -231,7 +232,7 @@ impl BinServer {
         let log = Arc::new(std::sync::Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let sink = log.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in std::io::BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 if let Some(rest) = line.split("listening on http://").nth(1) {
@@ -253,6 +254,7 @@ impl BinServer {
             addr: addr.parse().unwrap(),
             child,
             log,
+            reader: Some(reader),
             _manifest: manifest,
         }
     }
@@ -273,6 +275,27 @@ impl BinServer {
 
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// Wait (up to `timeout`) until the log contains `needle`.
+    pub async fn wait_for_log(&self, needle: &str, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if self.log().contains(needle) {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    /// Wait for the process to exit and for its log to be read to the end.
+    pub fn wait(mut self) -> (std::process::ExitStatus, String) {
+        let status = self.child.wait().unwrap();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        (status, self.log())
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::app_manifest;
 use crate::harness::{BinServer, TestServer};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn infinite_loops_are_stopped_while_others_are_served() {
     let s = TestServer::start(&app_manifest("")).await; // hostile timeout = 1s
     let addr = s.addr;
@@ -73,8 +73,7 @@ async fn host_owned_headers_from_guests_are_ignored() {
     assert_eq!((r.status, r.text().as_str()), (200, "fine"));
     assert_eq!(r.header("content-length"), Some("4"));
     assert!(r.header("transfer-encoding").is_none());
-    // The connection header from the guest did not close the connection's framing either:
-    assert_eq!(s.get("/h/ok").await.status, 200);
+    assert!(r.header("connection").is_none());
 }
 
 #[tokio::test]

@@ -146,6 +146,25 @@ async fn slowloris_connections_are_closed_in_time() {
     );
 }
 
+/// A client that sends its head but stalls in the body gets 408 and the connection is closed.
+#[tokio::test]
+async fn stalled_body_is_408() {
+    let s = TestServer::start(&app_manifest("body_read_timeout = \"1s\"")).await;
+    let mut stream = TcpStream::connect(s.addr).await.unwrap();
+    stream
+        .write_all(b"POST /inspect HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nonly ten..")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let head = read_head(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 /// Read a response head (up to the blank line) or whatever arrives before the peer closes.
 async fn read_head(stream: &mut TcpStream) -> String {
     let mut buf = Vec::new();

@@ -162,13 +162,14 @@ async fn keep_alive_serves_many_requests_on_one_connection() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_finishes_in_flight_requests() {
     let s = TestServer::start(&app_manifest("")).await;
     assert_eq!(s.app.router().routes().len(), 14);
     let addr = s.addr;
-    let slow = tokio::spawn(crate::harness::send(addr, Req::new("GET", "/slow?ms=500")));
-    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let slow = tokio::spawn(crate::harness::send(addr, Req::new("GET", "/slow?ms=1500")));
+    // Generous: the request must be in flight (not still in the accept backlog) at shutdown.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     s.shutdown().await;
     let r = slow.await.unwrap();
     assert_eq!((r.status, r.text().as_str()), (200, "done"));

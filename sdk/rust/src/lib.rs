@@ -114,7 +114,8 @@ impl Request {
         find(&self.inner.headers, name, true)
     }
 
-    /// All headers as (lowercase name, value) pairs, in the order received.
+    /// All headers as (lowercase name, value) pairs, grouped by name (values of one name in the
+    /// order received).
     pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
         self.inner
             .headers

@@ -96,6 +96,7 @@ impl Handler for Hello {
                     ms: u64,
                 }
                 let q: Q = req.query()?;
+                flagon_sdk::log::info("slow request started");
                 let start = std::time::Instant::now();
                 while start.elapsed() < std::time::Duration::from_millis(q.ms) {
                     std::hint::spin_loop();
