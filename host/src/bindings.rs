@@ -4,6 +4,11 @@ wasmtime::component::bindgen!({
     path: "../wit",
     world: "flagon:app/handler",
     exports: { default: async },
+    // Password hashing is deliberately slow; it runs on the blocking pool, not a worker.
+    imports: {
+        "flagon:app/crypto.hash-password": async,
+        "flagon:app/crypto.verify-password": async,
+    },
 });
 
 pub use self::flagon::app::types::Method;

@@ -39,6 +39,8 @@ pub enum Capability {
     Log,
     /// `flagon:app/config`: needs `grants.variables`.
     Config,
+    /// `flagon:app/crypto`: needs `grants.crypto`.
+    Crypto,
 }
 
 impl Capability {
@@ -47,6 +49,7 @@ impl Capability {
         match self {
             Capability::Baseline | Capability::Types | Capability::Log => true,
             Capability::Config => section.grants.variables.is_some(),
+            Capability::Crypto => section.grants.crypto,
         }
     }
 
@@ -54,6 +57,7 @@ impl Capability {
     fn grant_hint(self) -> &'static str {
         match self {
             Capability::Config => "grants = { variables = [\"name\"] }",
+            Capability::Crypto => "grants = { crypto = true }",
             _ => "",
         }
     }
@@ -171,6 +175,7 @@ pub fn classify(import: &str) -> Result<Capability, String> {
                 "types" => Ok(Capability::Types),
                 "log" => Ok(Capability::Log),
                 "config" => Ok(Capability::Config),
+                "crypto" => Ok(Capability::Crypto),
                 other => Err(format!(
                     "`flagon:app/{other}` is not implemented by this host"
                 )),
@@ -205,6 +210,7 @@ pub fn link(linker: &mut Linker<HostState>) -> Result<()> {
     flagon::types::add_to_linker::<_, HasSelf<_>>(l, |t| t)?;
     flagon::log::add_to_linker::<_, HasSelf<_>>(l, |t| t)?;
     flagon::config::add_to_linker::<_, HasSelf<_>>(l, |t| t)?;
+    flagon::crypto::add_to_linker::<_, HasSelf<_>>(l, |t| t)?;
     Ok(())
 }
 
@@ -217,6 +223,7 @@ mod tests {
         assert_eq!(classify("wasi:cli/stdout@0.2.4"), Ok(Capability::Baseline));
         assert_eq!(classify("wasi:io/streams@0.2.0"), Ok(Capability::Baseline));
         assert_eq!(classify("flagon:app/config@0.1.0"), Ok(Capability::Config));
+        assert_eq!(classify("flagon:app/crypto@0.1.0"), Ok(Capability::Crypto));
         assert!(
             classify("wasi:sockets/tcp@0.2.0")
                 .unwrap_err()

@@ -147,10 +147,14 @@ fn check(path: &Path) -> Result<()> {
             "  limits: memory {}, timeout {}",
             section.limits.memory, section.limits.timeout
         );
-        let granted = match &section.grants.variables {
-            Some(v) => format!("log, variables [{}]", v.join(", ")),
-            None => "log".to_string(),
-        };
+        let mut granted = vec!["log".to_string()];
+        if let Some(v) = &section.grants.variables {
+            granted.push(format!("variables [{}]", v.join(", ")));
+        }
+        if section.grants.crypto {
+            granted.push("crypto".into());
+        }
+        let granted = granted.join(", ");
         println!("  granted: {granted}");
         match LoadedComponent::compile_and_check(
             &engine.engine,
@@ -161,9 +165,8 @@ fn check(path: &Path) -> Result<()> {
             cache.as_deref(),
         ) {
             Ok((_, _, imports)) => {
-                let uses_config = imports
-                    .iter()
-                    .any(|i| matches!(i.outcome, Ok(Capability::Config)));
+                let uses = |cap: Capability| imports.iter().any(|i| i.outcome == Ok(cap));
+                let uses_config = uses(Capability::Config);
                 for i in &imports {
                     println!(
                         "  imports {} ({:?})",
@@ -174,6 +177,11 @@ fn check(path: &Path) -> Result<()> {
                 if section.grants.variables.is_some() && !uses_config {
                     println!(
                         "  unused grant: `variables` (the component does not import `flagon:app/config`)"
+                    );
+                }
+                if section.grants.crypto && !uses(Capability::Crypto) {
+                    println!(
+                        "  unused grant: `crypto` (the component does not import `flagon:app/crypto`)"
                     );
                 }
                 println!("  ok");

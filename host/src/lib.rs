@@ -10,6 +10,7 @@ pub mod build;
 pub mod capabilities;
 pub mod cli;
 pub mod component;
+pub mod crypto;
 pub mod engine;
 pub mod manifest;
 pub mod request_id;

@@ -175,6 +175,10 @@ pub struct Grants {
     /// Names from `[variables]` this component may read through `flagon:app/config`.
     /// Example: `grants = { variables = ["api_token"] }`
     pub variables: Option<Vec<String>>,
+    /// Password hashing, secure random numbers and HMAC through `flagon:app/crypto`.
+    /// Example: `grants = { crypto = true }`
+    #[serde(default)]
+    pub crypto: bool,
 }
 
 /// `[[routes]]`: a path pattern answered by a component.

@@ -29,7 +29,14 @@ fn check_reports_imports_and_grants() {
         out.contains("imports flagon:app/config@0.1.0 (Config)"),
         "{out}"
     );
-    assert!(out.contains("granted: log, variables [greeting]"), "{out}");
+    assert!(
+        out.contains("granted: log, variables [greeting], crypto"),
+        "{out}"
+    );
+    assert!(
+        out.contains("imports flagon:app/crypto@0.1.0 (Crypto)"),
+        "{out}"
+    );
     // Secret values are never printed.
     assert!(out.contains("variable `secret_token` = <secret>"), "{out}");
     assert!(!out.contains("s3cr3t"), "{out}");
@@ -37,9 +44,10 @@ fn check_reports_imports_and_grants() {
 
 #[test]
 fn check_fails_on_ungranted_imports_and_bad_manifests() {
-    let m = TestManifest::new(
-        &app_manifest("").replace("grants = { variables = [\"greeting\"] }\n", ""),
-    );
+    let text = app_manifest("");
+    let ungranted = text.replace("variables = [\"greeting\"], ", "");
+    assert_ne!(text, ungranted, "the test must remove the grant");
+    let m = TestManifest::new(&ungranted);
     let (ok, out, _) = flagon(&["check", m.dir.path().to_str().unwrap()]);
     assert!(!ok);
     assert!(

@@ -12,10 +12,43 @@ async fn granted_variables_only() {
     assert_eq!(r.text(), "greeting=howdy ungranted-visible=false count=1");
 }
 
+#[tokio::test]
+async fn crypto_through_the_host() {
+    let s = TestServer::start(&app_manifest("")).await;
+    let r = s.get("/crypto").await;
+    assert_eq!(
+        r.text(),
+        "hash=$argon2id$v=19$m=19456,t=2,p=1$ right=true wrong=false token-len=43 tokens-differ=true \
+         tag-len=32 tag-ok=true tampered=false too-many=true"
+    );
+}
+
+#[test]
+fn ungranted_crypto_is_refused_at_load() {
+    let text = app_manifest("").replace(", crypto = true }", " }");
+    assert!(
+        !text.contains("crypto = true"),
+        "the test must remove the grant"
+    );
+    let err = format!(
+        "{:#}",
+        TestManifest::new(&text)
+            .load()
+            .err()
+            .expect("load must fail")
+    );
+    assert!(err.contains("`flagon:app/crypto@0.1.0`"), "{err}");
+    assert!(err.contains("grants = { crypto = true }"), "{err}");
+}
+
 #[test]
 fn ungranted_import_is_refused_at_load() {
     // `hello` imports `flagon:app/config`; without `grants.variables` it must not load.
-    let text = app_manifest("").replace("grants = { variables = [\"greeting\"] }\n", "");
+    let text = app_manifest("").replace("variables = [\"greeting\"], ", "");
+    assert!(
+        !text.contains("variables = [\"greeting\"]"),
+        "the test must remove the grant"
+    );
     let err = format!(
         "{:#}",
         TestManifest::new(&text)

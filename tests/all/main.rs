@@ -41,7 +41,7 @@ header_read_timeout = "1s"
 
 [components.hello]
 source = {hello}
-grants = {{ variables = ["greeting"] }}
+grants = {{ variables = ["greeting"], crypto = true }}
 
 [components.hostile]
 source = {hostile}
@@ -94,6 +94,11 @@ name = "inspect"
 path = "/config"
 component = "hello"
 name = "config"
+
+[[routes]]
+path = "/crypto"
+component = "hello"
+name = "crypto"
 
 [[routes]]
 path = "/redirect"

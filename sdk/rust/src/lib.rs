@@ -416,6 +416,46 @@ pub mod config {
     }
 }
 
+/// Password hashing, secure random numbers and HMAC, done by the host.
+///
+/// Using this module makes the component import `flagon:app/crypto`; the host refuses to load it
+/// unless the manifest grants `crypto = true`.
+pub mod crypto {
+    use crate::Error;
+    use crate::bindings::flagon::app::crypto as host;
+
+    /// Hash a password with argon2id (19 MiB, 2 passes, random salt) into a PHC string to
+    /// store. Fails (500) only for passwords over 4 KiB.
+    pub fn hash_password(password: &str) -> Result<String, Error> {
+        host::hash_password(password).map_err(Error::internal)
+    }
+
+    /// Check a password against a stored PHC string (in constant time for the comparison).
+    pub fn verify_password(password: &str, hash: &str) -> bool {
+        host::verify_password(password, hash)
+    }
+
+    /// `len` secure random bytes (at most 65536).
+    pub fn random_bytes(len: u32) -> Result<Vec<u8>, Error> {
+        host::random_bytes(len).map_err(Error::internal)
+    }
+
+    /// A URL-safe random token with 256 bits of entropy (43 characters).
+    pub fn random_token() -> String {
+        host::random_token(32).expect("32 bytes is a valid token size")
+    }
+
+    /// HMAC-SHA256 of `message` under `key`.
+    pub fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
+        host::hmac_sha256(key, message)
+    }
+
+    /// Check an HMAC-SHA256 tag in constant time.
+    pub fn hmac_sha256_verify(key: &[u8], message: &[u8], tag: &[u8]) -> bool {
+        host::hmac_sha256_verify(key, message, tag)
+    }
+}
+
 #[doc(hidden)]
 pub mod __private {
     use std::marker::PhantomData;

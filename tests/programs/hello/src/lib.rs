@@ -84,6 +84,24 @@ impl Handler for Hello {
                 )))
             }
             Some("redirect") => Ok(Response::redirect("/")),
+            Some("crypto") => {
+                use flagon_sdk::crypto;
+                let hash = crypto::hash_password("correct horse")?;
+                let right = crypto::verify_password("correct horse", &hash);
+                let wrong = crypto::verify_password("battery staple", &hash);
+                let (a, b) = (crypto::random_token(), crypto::random_token());
+                let tag = crypto::hmac_sha256(b"key", b"message");
+                let tag_ok = crypto::hmac_sha256_verify(b"key", b"message", &tag);
+                let tampered = crypto::hmac_sha256_verify(b"key", b"messagE", &tag);
+                let too_many = crypto::random_bytes(1 << 20).is_err();
+                Ok(Response::text(format!(
+                    "hash={} right={right} wrong={wrong} token-len={} tokens-differ={} tag-len={} tag-ok={tag_ok} tampered={tampered} too-many={too_many}",
+                    &hash[..31],
+                    a.len(),
+                    a != b,
+                    tag.len()
+                )))
+            }
             Some("counter") => {
                 // Each request gets a fresh instance, so this is always 1.
                 let n = COUNTER.fetch_add(1, Ordering::SeqCst) + 1;

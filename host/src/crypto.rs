@@ -1,0 +1,135 @@
+//! The `flagon:app/crypto` capability: argon2id password hashing, secure random bytes and
+//! tokens, HMAC-SHA256.
+
+use std::sync::OnceLock;
+
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Params, Version};
+use base64::Engine as _;
+use ring::rand::{SecureRandom, SystemRandom};
+use tokio::sync::Semaphore;
+
+use crate::bindings::flagon::app::crypto;
+use crate::state::HostState;
+
+/// argon2id parameters: OWASP's recommended minimum (19 MiB, 2 passes, 1 lane). About 20-40 ms
+/// of one core per hash.
+const M_COST_KIB: u32 = 19 * 1024;
+const T_COST: u32 = 2;
+const P_COST: u32 = 1;
+/// Longest password accepted (argon2 itself takes more; nothing legitimate needs it).
+const MAX_PASSWORD: usize = 4096;
+const MAX_RANDOM_BYTES: u32 = 65536;
+const MIN_TOKEN_BYTES: u32 = 16;
+const MAX_TOKEN_BYTES: u32 = 1024;
+
+/// At most this many password hashes run at once (each holds 19 MiB and a core), so a burst
+/// of logins cannot exhaust the host; the rest wait their turn.
+fn hash_slots() -> &'static Semaphore {
+    static SLOTS: OnceLock<Semaphore> = OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Semaphore::new(cores * 2)
+    })
+}
+
+fn argon2() -> Argon2<'static> {
+    let params = Params::new(M_COST_KIB, T_COST, P_COST, None)
+        .expect("constant argon2 parameters are valid");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Run a CPU-heavy closure on the blocking pool, under the hash-slot limit.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let _slot = hash_slots().acquire().await.ok()?;
+    tokio::task::spawn_blocking(f).await.ok()
+}
+
+pub fn hash_password(password: &str) -> Result<String, String> {
+    if password.len() > MAX_PASSWORD {
+        return Err(format!("password is longer than {MAX_PASSWORD} bytes"));
+    }
+    argon2()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| format!("hashing failed: {e}"))
+}
+
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    if password.len() > MAX_PASSWORD {
+        return false;
+    }
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    // Parameters come from the stored hash, so hashes made with older settings still verify.
+    argon2()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok()
+}
+
+fn random(len: usize) -> Vec<u8> {
+    let mut bytes = vec![0u8; len];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("the operating system's random source failed");
+    bytes
+}
+
+impl crypto::Host for HostState {
+    async fn hash_password(&mut self, password: String) -> Result<String, String> {
+        blocking(move || hash_password(&password))
+            .await
+            .unwrap_or_else(|| Err("hashing was interrupted".into()))
+    }
+
+    async fn verify_password(&mut self, password: String, hash: String) -> bool {
+        blocking(move || verify_password(&password, &hash))
+            .await
+            .unwrap_or(false)
+    }
+
+    fn random_bytes(&mut self, len: u32) -> Result<Vec<u8>, String> {
+        if len > MAX_RANDOM_BYTES {
+            return Err(format!("at most {MAX_RANDOM_BYTES} random bytes per call"));
+        }
+        Ok(random(len as usize))
+    }
+
+    fn random_token(&mut self, bytes: u32) -> Result<String, String> {
+        if !(MIN_TOKEN_BYTES..=MAX_TOKEN_BYTES).contains(&bytes) {
+            return Err(format!(
+                "a token needs {MIN_TOKEN_BYTES} to {MAX_TOKEN_BYTES} random bytes"
+            ));
+        }
+        Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random(bytes as usize)))
+    }
+
+    fn hmac_sha256(&mut self, key: Vec<u8>, message: Vec<u8>) -> Vec<u8> {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key);
+        ring::hmac::sign(&key, &message).as_ref().to_vec()
+    }
+
+    fn hmac_sha256_verify(&mut self, key: Vec<u8>, message: Vec<u8>, tag: Vec<u8>) -> bool {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key);
+        // `ring::hmac::verify` compares in constant time.
+        ring::hmac::verify(&key, &message, &tag).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_hashes_are_argon2id_with_owasp_parameters() {
+        let h = hash_password("correct horse").unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        assert!(verify_password("correct horse", &h));
+        assert!(!verify_password("correct horse!", &h));
+        assert!(!verify_password("correct horse", "not a hash"));
+        assert_ne!(h, hash_password("correct horse").unwrap(), "salts differ");
+        assert!(hash_password(&"x".repeat(5000)).is_err());
+    }
+}
