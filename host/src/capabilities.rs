@@ -31,7 +31,7 @@ pub enum Capability {
     /// Pure computation support every guest gets: WASI I/O streams, clocks, random numbers,
     /// and the CLI and filesystem interfaces that language runtimes import. These are
     /// harmless because the context is empty: no arguments or environment, no preopened
-    /// directories, stdin empty, stdout/stderr discarded.
+    /// directories, stdin empty, stdout/stderr turned into log lines.
     Baseline,
     /// `flagon:app/types`: type definitions only.
     Types,

@@ -27,9 +27,29 @@ pub struct Guest {
     pub timeout: Duration,
     /// The variables granted to this component, and only those.
     pub variables: Box<[(String, String)]>,
+    /// Values of the app's secret variables, redacted from everything the guest logs.
+    pub secrets: Box<[String]>,
 }
 
+/// Secret values shorter than this are not redacted: they would match ordinary text.
+const MIN_REDACTED_SECRET: usize = 4;
+
 impl Guest {
+    /// `text` with every secret value replaced by `[redacted]`.
+    pub fn redact<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        let mut out = std::borrow::Cow::Borrowed(text);
+        for secret in self
+            .secrets
+            .iter()
+            .filter(|s| s.len() >= MIN_REDACTED_SECRET)
+        {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), "[redacted]").into();
+            }
+        }
+        out
+    }
+
     pub(crate) fn store_limits(&self) -> StoreLimits {
         StoreLimitsBuilder::new()
             .memory_size(self.memory)
@@ -93,6 +113,11 @@ impl LoadedComponent {
             timeout: section.limits.timeout.0,
             variables: granted
                 .map(|name| (name.clone(), variables[name].value.clone()))
+                .collect(),
+            secrets: variables
+                .values()
+                .filter(|v| v.secret)
+                .map(|v| v.value.clone())
                 .collect(),
         };
         Ok(Self {

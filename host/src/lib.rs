@@ -12,6 +12,7 @@ pub mod cli;
 pub mod component;
 pub mod crypto;
 pub mod engine;
+pub mod guest_output;
 pub mod manifest;
 pub mod request_id;
 pub mod router;

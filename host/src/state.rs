@@ -12,6 +12,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::flagon::app::{config, log, types};
 use crate::component::Guest;
+use crate::guest_output::GuestOutput;
 
 /// Most log lines one request may write through `flagon:app/log`; later lines are dropped and
 /// counted, so a guest cannot flood the host's log.
@@ -56,8 +57,15 @@ impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
             // The WASI context grants nothing: no arguments, no environment, no preopened
-            // directories, no network; stdin is empty and stdout/stderr are discarded.
-            ctx: self.wasi.get_or_insert_with(|| WasiCtx::builder().build()),
+            // directories, no network; stdin is empty; stdout and stderr become log lines.
+            ctx: self.wasi.get_or_insert_with(|| {
+                let out =
+                    |stream| GuestOutput::new(self.guest.clone(), self.request_id.clone(), stream);
+                WasiCtx::builder()
+                    .stdout(out("stdout"))
+                    .stderr(out("stderr"))
+                    .build()
+            }),
             table: &mut self.table,
         }
     }
@@ -77,7 +85,10 @@ impl log::Host for HostState {
         if self.log_lines > MAX_LOG_LINES_PER_REQUEST {
             return;
         }
-        let message = log_safe(&truncate(&message, MAX_LOG_LINE_BYTES)).into_owned();
+        let message = self
+            .guest
+            .redact(&log_safe(&truncate(&message, MAX_LOG_LINE_BYTES)))
+            .into_owned();
         let component = self.guest.id.as_str();
         let request_id = &*self.request_id;
         macro_rules! emit {

@@ -110,6 +110,51 @@ async fn no_free_instance_slot_is_503() {
     assert_eq!(s.get("/h/ok").await.status, 200);
 }
 
+/// Guest stdout, stderr (panic messages included) and log calls become log lines attributed to
+/// the component and request, with secrets redacted and control characters escaped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_output_is_logged_redacted_and_escaped() {
+    let mut server = BinServer::start(&app_manifest("")).await;
+    let r = server.get("/h/print").await;
+    assert_eq!(r.text(), "printed");
+    let id = r.header("x-request-id").unwrap().to_string();
+    assert_eq!(server.get("/h/panic").await.status, 500);
+    assert!(
+        server
+            .wait_for_log("guest panicked with a secret", Duration::from_secs(5))
+            .await
+    );
+    let _ = server.child.kill();
+    let (_, log) = tokio::task::spawn_blocking(move || server.wait())
+        .await
+        .unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("hello stdout"))
+        .expect("stdout line");
+    assert!(
+        line.contains("hello stdout [redacted]") && line.contains("stream=\"stdout\""),
+        "{line}"
+    );
+    assert!(
+        line.contains("component=hostile") && line.contains(&id),
+        "{line}"
+    );
+    assert!(log.contains("the token is [redacted]"), "{log}");
+    assert!(!log.contains("s3cr3t"), "{log}");
+    // The forged line stays inside one escaped stderr line.
+    assert!(log.contains("to stderr"), "{log}");
+    assert!(
+        log.contains(r"INFO flagon::access: forged line \u{1b}[31mred"),
+        "{log}"
+    );
+    assert!(
+        !log.lines()
+            .any(|l| l.starts_with("INFO flagon::access: forged")),
+        "{log}"
+    );
+}
+
 /// Memory bombs hit the per-instance limit; the host's own memory stays bounded however many
 /// there are (measured on a separate `flagon serve` process).
 #[tokio::test]

@@ -37,6 +37,13 @@ impl Handler for Hostile {
                 Ok(Response::text("x").with_header("x-injected", "a\r\nset-cookie: evil=1"))
             }
             Some("bad-status") => Ok(Response::status(42)),
+            Some("print") => {
+                // Output a guest should not be able to smuggle into the host's log as-is.
+                println!("hello stdout s3cr3t");
+                eprintln!("to stderr\nINFO flagon::access: forged line \u{1b}[31mred");
+                flagon_sdk::log::warn("the token is s3cr3t");
+                Ok(Response::text("printed"))
+            }
             Some("big") => Ok(Response::text("x".repeat(8 << 20))),
             Some("hop-by-hop") => Ok(Response::text("fine")
                 .with_header("connection", "close")
