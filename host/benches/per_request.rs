@@ -21,6 +21,7 @@ fn app(text: &str) -> App {
         &manifest,
         &LoadOptions {
             cache: CacheDir::Disabled,
+            ..Default::default()
         },
     )
     .unwrap()

@@ -40,6 +40,19 @@ pub enum CacheDir {
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     pub cache: CacheDir,
+    /// A `.env` file whose values stand in for unset environment variables (development).
+    pub env_file: Option<PathBuf>,
+}
+
+impl LoadOptions {
+    /// The environment lookup for `[variables]`: the process environment, then the `.env` file.
+    pub fn env_lookup(&self) -> Result<impl Fn(&str) -> Option<String>> {
+        let file = match &self.env_file {
+            Some(path) => crate::manifest::read_env_file(path)?,
+            None => Default::default(),
+        };
+        Ok(move |k: &str| std::env::var(k).ok().or_else(|| file.get(k).cloned()))
+    }
 }
 
 pub struct App {
@@ -54,7 +67,7 @@ pub struct App {
 impl App {
     /// Load every component of `manifest`, check its grants, and build the route table.
     pub fn load(manifest: &Manifest, options: &LoadOptions) -> Result<Self> {
-        let variables = manifest.resolve_variables(|k| std::env::var(k).ok())?;
+        let variables = manifest.resolve_variables(options.env_lookup()?)?;
         let engine = FlagonEngine::new(&EngineSettings {
             max_instances: manifest.server.max_instances,
             max_memory: manifest.max_component_memory(),

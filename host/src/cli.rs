@@ -41,6 +41,9 @@ pub enum Command {
         /// Do not use or write the precompiled-component cache.
         #[arg(long)]
         no_cache: bool,
+        /// Read unset environment variables for `[variables]` from this `.env` file.
+        #[arg(long, value_name = "PATH")]
+        env_file: Option<PathBuf>,
     },
     /// Run each component's build command.
     Build {
@@ -56,6 +59,9 @@ pub enum Command {
         /// The app directory or its `flagon.toml`.
         #[arg(default_value = ".")]
         app: PathBuf,
+        /// Read unset environment variables for `[variables]` from this `.env` file.
+        #[arg(long, value_name = "PATH")]
+        env_file: Option<PathBuf>,
     },
     /// List the routes, like `flask routes`.
     Routes {
@@ -72,28 +78,40 @@ pub fn run(cli: Cli) -> Result<()> {
             listen,
             build,
             no_cache,
-        } => serve(&app, listen, build, no_cache),
+            env_file,
+        } => serve(
+            &app,
+            listen,
+            build,
+            LoadOptions {
+                cache: if no_cache {
+                    CacheDir::Disabled
+                } else {
+                    CacheDir::Default
+                },
+                env_file,
+            },
+        ),
         Command::Build { app, component } => {
             let manifest = Manifest::load(&app)?;
             crate::build::build_components(&manifest, component.as_deref())
         }
-        Command::Check { app } => check(&app),
+        Command::Check { app, env_file } => check(
+            &app,
+            &LoadOptions {
+                cache: CacheDir::Default,
+                env_file,
+            },
+        ),
         Command::Routes { app } => routes(&app),
     }
 }
 
-fn serve(path: &Path, listen: Option<SocketAddr>, build: bool, no_cache: bool) -> Result<()> {
+fn serve(path: &Path, listen: Option<SocketAddr>, build: bool, options: LoadOptions) -> Result<()> {
     let manifest = Manifest::load(path)?;
     if build {
         crate::build::build_components(&manifest, None)?;
     }
-    let options = LoadOptions {
-        cache: if no_cache {
-            CacheDir::Disabled
-        } else {
-            CacheDir::Default
-        },
-    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("flagon-worker")
@@ -118,14 +136,14 @@ fn serve(path: &Path, listen: Option<SocketAddr>, build: bool, no_cache: bool) -
     })
 }
 
-fn check(path: &Path) -> Result<()> {
+fn check(path: &Path, options: &LoadOptions) -> Result<()> {
     let manifest = Manifest::load(path)?;
     println!(
         "manifest `{}`: ok (app `{}`)",
         manifest.file.display(),
         manifest.app.name
     );
-    let variables = manifest.resolve_variables(|k| std::env::var(k).ok())?;
+    let variables = manifest.resolve_variables(options.env_lookup()?)?;
     for (name, v) in &variables {
         let shown = if v.secret {
             "<secret>".to_string()

@@ -211,7 +211,12 @@ fn default_methods() -> Vec<Method> {
 pub struct VariableSection {
     /// Environment variable to read the value from; wins over `default` when set.
     pub env: Option<String>,
-    /// Value used when `env` is unset. A variable without a default is required.
+    /// File to read the value from when `env` is unset (relative to the manifest), e.g. a
+    /// mounted Kubernetes or Docker secret; one trailing newline is dropped.
+    /// Example: `file = "/run/secrets/api_token"`
+    pub file: Option<PathBuf>,
+    /// Value used when neither `env` nor `file` provides one. A variable without a default is
+    /// required.
     pub default: Option<String>,
     /// Secret values are never printed by Flagon (logs, `flagon check`).
     #[serde(default)]
@@ -222,6 +227,7 @@ impl fmt::Debug for VariableSection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VariableSection")
             .field("env", &self.env)
+            .field("file", &self.file)
             .field(
                 "default",
                 &self.default.as_ref().map(|d| {
@@ -583,35 +589,59 @@ impl Manifest {
         }
     }
 
-    /// The value of every variable, from the environment or its default.
+    /// The value of every variable: from the environment (`env`), else from a file (`file`,
+    /// e.g. a mounted Kubernetes secret), else its `default`.
     ///
-    /// Fails on the first required variable that has no value, naming where it was looked up.
+    /// Fails on the first required variable that has no value, naming where it was looked up,
+    /// and on a `file` that exists but cannot be read.
     pub fn resolve_variables(
         &self,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<BTreeMap<String, Variable>> {
         let mut out = BTreeMap::new();
         for (name, v) in &self.variables {
-            let value = v
-                .env
-                .as_deref()
-                .and_then(&env)
-                .or_else(|| v.default.clone());
-            let Some(value) = value else {
-                let looked = match &v.env {
-                    Some(e) => format!(
-                        "the environment variable `{e}` is not set and there is no `default`"
-                    ),
-                    None => "it has neither `env` nor `default`".to_string(),
+            let mut value = v.env.as_deref().and_then(&env);
+            if value.is_none()
+                && let Some(file) = &v.file
+            {
+                let path = self.resolve(file);
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => value = Some(trim_line_end(text)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(self.invalid(
+                            format!("variables.{name}.file"),
+                            format!("cannot read `{}`: {e}", path.display()),
+                            "make the file readable by the account running Flagon",
+                        ));
+                    }
+                }
+            }
+            let Some(value) = value.or_else(|| v.default.clone()) else {
+                let mut looked = Vec::new();
+                if let Some(e) = &v.env {
+                    looked.push(format!("the environment variable `{e}` is not set"));
+                }
+                if let Some(f) = &v.file {
+                    looked.push(format!(
+                        "the file `{}` does not exist",
+                        self.resolve(f).display()
+                    ));
+                }
+                let looked = if looked.is_empty() {
+                    "it has no `env`, `file` or `default`".to_string()
+                } else {
+                    format!("{} and there is no `default`", looked.join(", "))
                 };
                 return Err(self.invalid(
                     format!("variables.{name}"),
                     format!("required variable `{name}` has no value: {looked}"),
-                    match &v.env {
-                        Some(e) => {
+                    match (&v.env, &v.file) {
+                        (Some(e), _) => {
                             format!("set `{e}` in the environment, or add `default = \"...\"`")
                         }
-                        None => format!(
+                        (None, Some(f)) => format!("create `{}`", self.resolve(f).display()),
+                        (None, None) => format!(
                             "add `env = \"{}\"` or `default = \"...\"`",
                             name.to_uppercase()
                         ),
@@ -628,6 +658,35 @@ impl Manifest {
         }
         Ok(out)
     }
+}
+
+/// Read a `.env` file (`NAME=value` lines, `#` comments, optional quotes) into a map whose
+/// values stand in for environment variables that are not set.
+pub fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>> {
+    let iter = dotenvy::from_path_iter(path).map_err(|source| ManifestError::Read {
+        file: path.to_path_buf(),
+        source: std::io::Error::other(source.to_string()),
+    })?;
+    let mut out = BTreeMap::new();
+    for item in iter {
+        let (k, v) = item.map_err(|e| ManifestError::Parse {
+            file: path.to_path_buf(),
+            message: format!("{e}; write one `NAME=value` per line"),
+        })?;
+        out.insert(k, v);
+    }
+    Ok(out)
+}
+
+/// Secret files usually end with one newline that is not part of the value.
+fn trim_line_end(mut text: String) -> String {
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    text
 }
 
 /// A resolved variable value.
@@ -787,6 +846,32 @@ component = "hello"
             .unwrap_err()
             .to_string();
         assert!(err.contains("20 parameters"), "{err}");
+    }
+
+    #[test]
+    fn variables_from_files_win_over_defaults_and_lose_to_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("token"), "from-file\n").unwrap();
+        let text = format!(
+            "{MINIMAL}\n[variables]\ntoken = {{ env = \"TOKEN\", file = \"token\", default = \"d\", secret = true }}\n\
+             missing = {{ file = \"nope\" }}\n"
+        );
+        let m = Manifest::parse(&dir.path().join("flagon.toml"), &text).unwrap();
+        let err = m.resolve_variables(|_| None).unwrap_err().to_string();
+        assert!(
+            err.contains("variables.missing") && err.contains("does not exist"),
+            "{err}"
+        );
+        let text = text.replace("missing = { file = \"nope\" }\n", "");
+        let m = Manifest::parse(&dir.path().join("flagon.toml"), &text).unwrap();
+        assert_eq!(
+            m.resolve_variables(|_| None).unwrap()["token"].value,
+            "from-file"
+        );
+        let from_env = m.resolve_variables(|k| (k == "TOKEN").then(|| "from-env".into()));
+        assert_eq!(from_env.unwrap()["token"].value, "from-env");
+        std::fs::remove_file(dir.path().join("token")).unwrap();
+        assert_eq!(m.resolve_variables(|_| None).unwrap()["token"].value, "d");
     }
 
     #[test]

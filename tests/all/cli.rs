@@ -131,3 +131,45 @@ async fn second_start_uses_the_precompiled_cache() {
     assert!(!second.log().contains("cached=false"), "{}", second.log());
     assert!(second.log().contains("cached=true"));
 }
+
+#[test]
+fn variables_come_from_an_env_file_when_asked() {
+    let text = app_manifest("").replace(
+        "greeting = { default = \"howdy\" }",
+        "greeting = { env = \"FLAGON_TEST_DOTENV_GREETING\" }\n\
+         api_key = { env = \"FLAGON_TEST_DOTENV_KEY\", secret = true }",
+    );
+    let m = TestManifest::new(&text);
+    let (ok, _, err) = flagon(&["check", m.path.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("`FLAGON_TEST_DOTENV_KEY` is not set"), "{err}");
+
+    let env = m.dir.path().join(".env");
+    std::fs::write(
+        &env,
+        "# local development\nFLAGON_TEST_DOTENV_GREETING=\"hi there\"\nFLAGON_TEST_DOTENV_KEY=k3y-from-dotenv\n",
+    )
+    .unwrap();
+    let (ok, out, err) = flagon(&[
+        "check",
+        m.path.to_str().unwrap(),
+        "--env-file",
+        env.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("variable `greeting` = \"hi there\""), "{out}");
+    assert!(
+        out.contains("variable `api_key` = <secret>") && !out.contains("k3y-from-dotenv"),
+        "{out}"
+    );
+
+    std::fs::write(&env, "THIS IS NOT AN ASSIGNMENT\n").unwrap();
+    let (ok, _, err) = flagon(&[
+        "check",
+        m.path.to_str().unwrap(),
+        "--env-file",
+        env.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(err.contains(".env") && err.contains("NAME=value"), "{err}");
+}

@@ -36,6 +36,7 @@ impl TestManifest {
             &manifest,
             &LoadOptions {
                 cache: CacheDir::Path(cache_dir()),
+                ..Default::default()
             },
         )
     }
