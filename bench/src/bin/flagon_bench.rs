@@ -337,8 +337,13 @@ impl Server {
     /// Start `cmd` with a free loopback address appended as its last argument.
     fn start(name: &str, mut cmd: Command) -> Self {
         let addr = free_port();
-        cmd.arg(addr.to_string())
-            .env_remove("RUST_BACKTRACE")
+        cmd.arg(addr.to_string());
+        Self::start_at(name, addr, cmd)
+    }
+
+    /// Start `cmd`, which listens on `addr`.
+    fn start_at(name: &str, addr: SocketAddr, mut cmd: Command) -> Self {
+        cmd.env_remove("RUST_BACKTRACE")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let child = cmd
