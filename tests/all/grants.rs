@@ -23,20 +23,21 @@ async fn crypto_through_the_host() {
     );
 }
 
+/// The load error for the standard app with `grant` removed from `hello`'s grants.
+fn refused_without(grant: &str) -> String {
+    let text = app_manifest("");
+    let ungranted = text.replace(grant, "");
+    assert_ne!(text, ungranted, "the test must remove the grant");
+    let err = TestManifest::new(&ungranted)
+        .load()
+        .err()
+        .expect("load must fail");
+    format!("{err:#}")
+}
+
 #[test]
 fn ungranted_crypto_is_refused_at_load() {
-    let text = app_manifest("").replace(", crypto = true }", " }");
-    assert!(
-        !text.contains("crypto = true"),
-        "the test must remove the grant"
-    );
-    let err = format!(
-        "{:#}",
-        TestManifest::new(&text)
-            .load()
-            .err()
-            .expect("load must fail")
-    );
+    let err = refused_without(", crypto = true");
     assert!(err.contains("`flagon:app/crypto@0.1.0`"), "{err}");
     assert!(err.contains("grants = { crypto = true }"), "{err}");
 }
@@ -44,18 +45,7 @@ fn ungranted_crypto_is_refused_at_load() {
 #[test]
 fn ungranted_import_is_refused_at_load() {
     // `hello` imports `flagon:app/config`; without `grants.variables` it must not load.
-    let text = app_manifest("").replace("variables = [\"greeting\"], ", "");
-    assert!(
-        !text.contains("variables = [\"greeting\"]"),
-        "the test must remove the grant"
-    );
-    let err = format!(
-        "{:#}",
-        TestManifest::new(&text)
-            .load()
-            .err()
-            .expect("load must fail")
-    );
+    let err = refused_without("variables = [\"greeting\"], ");
     assert!(err.contains("component `hello`"), "{err}");
     assert!(err.contains("`flagon:app/config@0.1.0`"), "{err}");
     assert!(err.contains("grants = { variables = [\"name\"] }"), "{err}");
