@@ -12,7 +12,7 @@ use flagon::router::Router;
 use flagon::{App, CacheDir, LoadOptions, Manifest};
 use http_body_util::Full;
 
-fn app(text: &str) -> App {
+async fn app(text: &str) -> App {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("flagon.toml");
     std::fs::write(&path, text).unwrap();
@@ -24,6 +24,7 @@ fn app(text: &str) -> App {
             ..Default::default()
         },
     )
+    .await
     .unwrap()
 }
 
@@ -40,7 +41,7 @@ fn per_request(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let app = Arc::new(rt.block_on(async { app(&hello_manifest()) }));
+    let app = Arc::new(rt.block_on(app(&hello_manifest())));
 
     let component = &app.components()[0];
     let request = Request {
@@ -53,11 +54,14 @@ fn per_request(c: &mut Criterion) {
         client: "127.0.0.1:1".into(),
         request_id: "0123456789abcdef".into(),
         route: Some("index".into()),
+        form: vec![],
     };
     let id: Arc<str> = Arc::from("0123456789abcdef");
     c.bench_function("instantiate_and_call_hello", |b| {
         b.to_async(&rt).iter(|| async {
-            let r = component.call(app.engine(), id.clone(), &request).await;
+            let (r, _ctx) = component
+                .call(app.engine(), id.clone(), &request, app.request_ctx())
+                .await;
             black_box(r.is_ok())
         })
     });

@@ -3,7 +3,8 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use anyhow::{Context as _, Result};
 use bytes::Bytes;
@@ -16,10 +17,15 @@ use crate::bindings::{self, Method as WitMethod};
 use crate::capabilities;
 use crate::component::{Failure, LoadedComponent};
 use crate::engine::{EngineSettings, FlagonEngine, Origin};
+use crate::forms::{self, FormKind, FormLimits};
 use crate::manifest::{Manifest, ServerSection};
 use crate::request_id::RequestId;
 use crate::router::{Match, Router};
+use crate::security::{self, SameOrigin};
+use crate::session::Session;
 use crate::state::HostState;
+use crate::static_files::{Served, StaticMount};
+use crate::web::{RequestCtx, Web};
 
 /// The response body type the host sends.
 pub type Body = Full<Bytes>;
@@ -42,6 +48,9 @@ pub struct LoadOptions {
     pub cache: CacheDir,
     /// A `.env` file whose values stand in for unset environment variables (development).
     pub env_file: Option<PathBuf>,
+    /// Development mode: an ephemeral session key when none is configured, non-`Secure`
+    /// cookies, detailed error pages, templates re-read on every render. Never the default.
+    pub dev: bool,
 }
 
 impl LoadOptions {
@@ -59,14 +68,16 @@ pub struct App {
     // Field order matters for drop: components (and their InstancePre) before the engine.
     components: Vec<LoadedComponent>,
     router: Router,
+    web: Arc<Web>,
     server: ServerSection,
     name: String,
     engine: FlagonEngine,
 }
 
 impl App {
-    /// Load every component of `manifest`, check its grants, and build the route table.
-    pub fn load(manifest: &Manifest, options: &LoadOptions) -> Result<Self> {
+    /// Load every component of `manifest`, check its grants, and build the route table and
+    /// the web layer (templates, static mounts, session keys, key-value stores).
+    pub async fn load(manifest: &Manifest, options: &LoadOptions) -> Result<Self> {
         let variables = manifest.resolve_variables(options.env_lookup()?)?;
         let engine = FlagonEngine::new(&EngineSettings {
             max_instances: manifest.server.max_instances,
@@ -104,9 +115,11 @@ impl App {
             components.push(loaded);
         }
         let router = Router::new(manifest)?;
+        let web = Arc::new(Web::load(manifest, &variables, options.dev).await?);
         Ok(Self {
             components,
             router,
+            web,
             server: manifest.server.clone(),
             name: manifest.app.name.clone(),
             engine,
@@ -123,6 +136,16 @@ impl App {
 
     pub fn router(&self) -> &Router {
         &self.router
+    }
+
+    pub fn web(&self) -> &Web {
+        &self.web
+    }
+
+    /// A fresh request context with no session, for calling a component directly
+    /// (benchmarks, embedding).
+    pub fn request_ctx(&self) -> RequestCtx {
+        RequestCtx::new(self.web.clone(), None)
     }
 
     pub fn components(&self) -> &[LoadedComponent] {
@@ -146,6 +169,7 @@ impl App {
         // A `Uri` clone shares its bytes; kept for the access log only.
         let uri = req.uri().clone();
         let mut response = self.dispatch(req, client, &request_id).await;
+        self.web.headers.apply(response.headers_mut());
         response.headers_mut().insert(
             HeaderName::from_static("x-request-id"),
             request_id.header_value(),
@@ -173,18 +197,30 @@ impl App {
         B: hyper::body::Body<Data = Bytes>,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
+        let web = &*self.web;
         let (parts, body) = req.into_parts();
+        let Ok(peer) = web.hosts.peer(client, &parts.uri, &parts.headers) else {
+            tracing::info!(request_id = %request_id, "refused a request for a host not in `[server] allowed_hosts`");
+            return web.error_page(
+                StatusCode::BAD_REQUEST,
+                request_id,
+                Some("the Host header is not in `[server] allowed_hosts`"),
+            );
+        };
         let path = parts.uri.path();
+        if let Some((mount, rest)) = web.statics.find(path) {
+            return self.serve_static(mount, rest, &parts, request_id).await;
+        }
         let (route, params, head_from_get) = match self.router.at(&parts.method, path) {
             Match::Found {
                 route,
                 params,
                 head_from_get,
             } => (route, params, head_from_get),
-            Match::NotFound => return error_page(StatusCode::NOT_FOUND, request_id),
-            Match::BadParam => return error_page(StatusCode::BAD_REQUEST, request_id),
+            Match::NotFound => return web.error_page(StatusCode::NOT_FOUND, request_id, None),
+            Match::BadParam => return web.error_page(StatusCode::BAD_REQUEST, request_id, None),
             Match::MethodNotAllowed { allow } => {
-                let mut r = error_page(StatusCode::METHOD_NOT_ALLOWED, request_id);
+                let mut r = web.error_page(StatusCode::METHOD_NOT_ALLOWED, request_id, None);
                 r.headers_mut().insert(header::ALLOW, allow.clone());
                 return r;
             }
@@ -203,7 +239,7 @@ impl App {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > route.max_body) {
-            return error_page(StatusCode::PAYLOAD_TOO_LARGE, request_id);
+            return web.error_page(StatusCode::PAYLOAD_TOO_LARGE, request_id, None);
         }
         let limit = usize::try_from(route.max_body).unwrap_or(usize::MAX);
         let read = tokio::time::timeout(
@@ -213,16 +249,59 @@ impl App {
         let body = match read.await {
             Ok(Ok(collected)) => collected.to_bytes(),
             Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-                return error_page(StatusCode::PAYLOAD_TOO_LARGE, request_id);
+                return web.error_page(StatusCode::PAYLOAD_TOO_LARGE, request_id, None);
             }
-            Ok(Err(_)) => return error_page(StatusCode::BAD_REQUEST, request_id),
+            Ok(Err(_)) => return web.error_page(StatusCode::BAD_REQUEST, request_id, None),
             Err(_elapsed) => {
-                let mut r = error_page(StatusCode::REQUEST_TIMEOUT, request_id);
+                let mut r = web.error_page(StatusCode::REQUEST_TIMEOUT, request_id, None);
                 r.headers_mut()
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));
                 return r;
             }
         };
+
+        let limits = FormLimits {
+            max_parts: self.server.max_form_parts,
+            max_field: usize::try_from(self.server.max_form_field.0).unwrap_or(usize::MAX),
+        };
+        let parsed = match forms::kind(&parts.headers) {
+            FormKind::None => Ok((Vec::new(), body)),
+            FormKind::UrlEncoded => forms::parse_urlencoded(&body, limits).map(|f| (f, body)),
+            // The parts carry the data; the raw body is not copied in a second time.
+            FormKind::Multipart(boundary) => forms::parse_multipart(body, &boundary, limits)
+                .await
+                .map(|f| (f, Bytes::new())),
+        };
+        let (form, body) = match parsed {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::info!(request_id = %request_id, "bad form: {e}");
+                return web.error_page(StatusCode::BAD_REQUEST, request_id, Some(&e.to_string()));
+            }
+        };
+
+        let component = &self.components[route.component];
+        let session = match (&web.session, component.guest.session) {
+            (Some(setup), true) => Some(Session::load(
+                &setup.keys,
+                &setup.config,
+                parts
+                    .headers
+                    .get_all(header::COOKIE)
+                    .iter()
+                    .map(HeaderValue::as_bytes),
+                SystemTime::now(),
+            )),
+            _ => None,
+        };
+        if let Some(session) = &session
+            && route.csrf
+            && !is_safe_method(&parts.method)
+            && let Err(why) = check_csrf(session, &parts.headers, &form, &peer)
+        {
+            tracing::warn!(request_id = %request_id, route = %route.path, "CSRF check failed: {why}");
+            return web.error_page(StatusCode::FORBIDDEN, request_id, Some(why));
+        }
 
         let wit_request = bindings::Request {
             method: wit_method(&parts.method),
@@ -240,24 +319,31 @@ impl App {
                 })
                 .collect(),
             body: Vec::from(body),
-            client: client.to_string(),
+            client: peer.client.to_string(),
             request_id: request_id.to_string(),
             route: route.name.as_deref().map(str::to_string),
+            form,
         };
 
-        let component = &self.components[route.component];
-        let outcome = component
-            .call(&self.engine.engine, request_id.shared(), &wit_request)
+        let ctx = RequestCtx::new(self.web.clone(), session);
+        let (outcome, ctx) = component
+            .call(&self.engine.engine, request_id.shared(), &wit_request, ctx)
             .await;
+        let guest = &component.guest.id;
         let mut response = match outcome {
-            Ok(r) => into_http(r, &component.guest.id, request_id),
+            Ok(r) => match into_http(r, guest, request_id, web) {
+                Ok(r) => r,
+                Err(why) => {
+                    web.error_page(StatusCode::INTERNAL_SERVER_ERROR, request_id, Some(&why))
+                }
+            },
             Err(Failure::Timeout) => {
-                tracing::warn!(component = %component.guest.id, request_id = %request_id, "guest stopped at its deadline");
-                error_page(StatusCode::GATEWAY_TIMEOUT, request_id)
+                tracing::warn!(component = %guest, request_id = %request_id, "guest stopped at its deadline");
+                web.error_page(StatusCode::GATEWAY_TIMEOUT, request_id, None)
             }
             Err(Failure::Overloaded) => {
-                tracing::warn!(component = %component.guest.id, request_id = %request_id, "no free instance slot");
-                let mut r = error_page(StatusCode::SERVICE_UNAVAILABLE, request_id);
+                tracing::warn!(component = %guest, request_id = %request_id, "no free instance slot");
+                let mut r = web.error_page(StatusCode::SERVICE_UNAVAILABLE, request_id, None);
                 r.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 r
@@ -265,10 +351,58 @@ impl App {
             Err(Failure::Trap(detail)) => {
                 // The detail (trap message and Wasm backtrace) is logged on one line, escaped,
                 // so nothing in it can pass for another log line.
-                tracing::error!(component = %component.guest.id, request_id = %request_id, detail = %crate::state::log_safe(&detail), "guest failed");
-                error_page(StatusCode::INTERNAL_SERVER_ERROR, request_id)
+                let detail = crate::state::log_safe(&detail);
+                tracing::error!(component = %guest, request_id = %request_id, detail = %detail, "guest failed");
+                web.error_page(StatusCode::INTERNAL_SERVER_ERROR, request_id, Some(&detail))
             }
         };
+        if let Some(failure) = &ctx.render_failure {
+            // A page that failed to render is never half-sent, whatever the guest returned.
+            response = web.error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                request_id,
+                Some(&failure.detail),
+            );
+        } else if response.status().as_u16() >= 400
+            && response.body().size_hint_exact() == Some(0)
+            && web
+                .error_templates
+                .contains_key(&response.status().as_u16())
+        {
+            // An empty error from the guest gets the app's error page (keeping its headers,
+            // such as `WWW-Authenticate`).
+            let page = web.error_page(response.status(), request_id, None);
+            let (page_parts, page_body) = page.into_parts();
+            *response.body_mut() = page_body;
+            for name in [header::CONTENT_TYPE, header::CACHE_CONTROL] {
+                if let Some(v) = page_parts.headers.get(&name) {
+                    response.headers_mut().insert(name, v.clone());
+                }
+            }
+        }
+        // The session is written only when the guest answered: a failed request changes
+        // nothing.
+        if let (Some(setup), Some(session)) = (&web.session, &ctx.session)
+            && response.status().as_u16() < 500
+        {
+            let session = session.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(cookie) = session.set_cookie(&setup.keys, &setup.config, SystemTime::now())
+            {
+                match HeaderValue::try_from(cookie) {
+                    Ok(v) => {
+                        response.headers_mut().append(header::SET_COOKIE, v);
+                    }
+                    Err(_) => {
+                        tracing::error!(request_id = %request_id, "session cookie is not a valid header value")
+                    }
+                }
+            }
+            if session.accessed() {
+                response
+                    .headers_mut()
+                    .append(header::VARY, HeaderValue::from_static("Cookie"));
+            }
+        }
         if head_from_get {
             // Keep the GET response's length, drop its body.
             let len = response.body().size_hint_exact();
@@ -280,6 +414,64 @@ impl App {
             }
         }
         response
+    }
+
+    async fn serve_static(
+        &self,
+        mount: &StaticMount,
+        rest: &str,
+        parts: &http::request::Parts,
+        request_id: &RequestId,
+    ) -> http::Response<Body> {
+        let web = &*self.web;
+        match mount.serve(&parts.method, rest, &parts.headers).await {
+            Served::Response(r) => r.map(Body::new),
+            Served::NotFound => web.error_page(StatusCode::NOT_FOUND, request_id, None),
+            Served::BadRequest => web.error_page(StatusCode::BAD_REQUEST, request_id, None),
+            Served::MethodNotAllowed => {
+                let mut r = web.error_page(StatusCode::METHOD_NOT_ALLOWED, request_id, None);
+                r.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+                r
+            }
+            Served::Unservable(e) => {
+                tracing::warn!(request_id = %request_id, "static file not served: {e}");
+                web.error_page(StatusCode::NOT_FOUND, request_id, None)
+            }
+        }
+    }
+}
+
+fn is_safe_method(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
+}
+
+/// The CSRF check for an unsafe request to a session route: the browser must not say it is
+/// cross-site, and the request must carry a token of this session.
+fn check_csrf(
+    session: &Session,
+    headers: &http::HeaderMap,
+    form: &[bindings::FormField],
+    peer: &security::Peer,
+) -> Result<(), &'static str> {
+    if let SameOrigin::No(why) = security::same_origin(headers, peer) {
+        return Err(why);
+    }
+    let token = headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| {
+            form.iter()
+                .find(|f| f.name == "csrf_token" && f.file.is_none())
+                .map(|f| f.value.as_str())
+        });
+    match token {
+        None => Err("no CSRF token (form field `csrf_token` or header `X-CSRF-Token`)"),
+        Some(t) if session.verify_csrf(t) => Ok(()),
+        Some(_) => Err("the CSRF token does not belong to this session"),
     }
 }
 
@@ -321,16 +513,18 @@ fn host_owned(name: &HeaderName) -> bool {
     )
 }
 
-/// Turn a guest's response into an HTTP response, validating everything the guest controls;
-/// anything invalid becomes a 500 (and a log line saying what was wrong).
+/// Turn a guest's response into an HTTP response, validating everything the guest controls.
+/// Anything invalid is an `Err` naming the problem (the caller answers 500 and the reason is
+/// logged here).
 fn into_http(
     r: bindings::Response,
     component: &str,
     request_id: &RequestId,
-) -> http::Response<Body> {
+    web: &Web,
+) -> Result<http::Response<Body>, String> {
     let fail = |why: String| {
         tracing::error!(component, request_id = %request_id, "invalid response from guest: {why}");
-        error_page(StatusCode::INTERNAL_SERVER_ERROR, request_id)
+        Err(why)
     };
     let status = match StatusCode::from_u16(r.status) {
         Ok(s) if s.as_u16() >= 200 => s,
@@ -358,25 +552,22 @@ fn into_http(
             tracing::debug!(component, request_id = %request_id, "ignoring host-owned header `{name}` from guest");
             continue;
         }
+        if name == header::LOCATION
+            && !security::redirect_allowed(value.to_str().unwrap_or(""), &web.redirect_origins)
+        {
+            return fail(format!(
+                "redirect to {:?} refused: only paths on this site and `[security] redirect_origins` are allowed",
+                crate::state::log_safe(value.to_str().unwrap_or(""))
+            ));
+        }
+        if name == header::SET_COOKIE
+            && let Some(setup) = &web.session
+            && crate::session::is_session_cookie(value.to_str().unwrap_or(""), &setup.config)
+        {
+            tracing::warn!(component, request_id = %request_id, "dropped a Set-Cookie for the host's session cookie; use the `session` interface");
+            continue;
+        }
         headers.append(name, value);
     }
-    out
-}
-
-/// A plain error page: the status and the request id, nothing else.
-pub fn error_page(status: StatusCode, request_id: &RequestId) -> http::Response<Body> {
-    let text = format!(
-        "{} {}\nrequest id: {request_id}\n",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or("")
-    );
-    let mut r = http::Response::new(Body::new(Bytes::from(text)));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    Ok(out)
 }

@@ -8,7 +8,8 @@ wasmtime::component::bindgen!({
     imports: {
         "flagon:app/crypto.hash-password": async,
         "flagon:app/crypto.verify-password": async,
+        "flagon:app/kv": async,
     },
 });
 
-pub use self::flagon::app::types::Method;
+pub use self::flagon::app::types::{FormField, Method, UploadedFile};

@@ -44,6 +44,11 @@ pub enum Command {
         /// Read unset environment variables for `[variables]` from this `.env` file.
         #[arg(long, value_name = "PATH")]
         env_file: Option<PathBuf>,
+        /// Development mode: detailed error pages, templates re-read on every request, cookies
+        /// without `Secure` (for plain http://localhost), an ephemeral session key if none is
+        /// set, and the app's `.env` file read. Never use it in production.
+        #[arg(long)]
+        dev: bool,
     },
     /// Run each component's build command.
     Build {
@@ -79,6 +84,7 @@ pub fn run(cli: Cli) -> Result<()> {
             build,
             no_cache,
             env_file,
+            dev,
         } => serve(
             &app,
             listen,
@@ -90,6 +96,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     CacheDir::Default
                 },
                 env_file,
+                dev,
             },
         ),
         Command::Build { app, component } => {
@@ -101,14 +108,30 @@ pub fn run(cli: Cli) -> Result<()> {
             &LoadOptions {
                 cache: CacheDir::Default,
                 env_file,
+                dev: false,
             },
         ),
         Command::Routes { app } => routes(&app),
     }
 }
 
-fn serve(path: &Path, listen: Option<SocketAddr>, build: bool, options: LoadOptions) -> Result<()> {
+fn serve(
+    path: &Path,
+    listen: Option<SocketAddr>,
+    build: bool,
+    mut options: LoadOptions,
+) -> Result<()> {
     let manifest = Manifest::load(path)?;
+    if options.dev {
+        tracing::warn!(
+            "DEVELOPMENT MODE (--dev): detailed error pages, non-Secure cookies; never use it in production"
+        );
+        let dotenv = manifest.dir.join(".env");
+        if options.env_file.is_none() && dotenv.is_file() {
+            tracing::info!("reading unset variables from `{}`", dotenv.display());
+            options.env_file = Some(dotenv);
+        }
+    }
     if build {
         crate::build::build_components(&manifest, None)?;
     }
@@ -119,7 +142,7 @@ fn serve(path: &Path, listen: Option<SocketAddr>, build: bool, options: LoadOpti
         .context("failed to start the async runtime")?;
     runtime.block_on(async move {
         let started = std::time::Instant::now();
-        let app = Arc::new(App::load(&manifest, &options)?);
+        let app = Arc::new(App::load(&manifest, &options).await?);
         let addr = listen.unwrap_or(manifest.server.listen);
         let server = Server::bind(app.clone(), addr).await?;
         tracing::info!(

@@ -16,6 +16,7 @@ use crate::capabilities::{self, ImportReport};
 use crate::engine::{self, Origin};
 use crate::manifest::{ComponentSection, Manifest, Variable};
 use crate::state::HostState;
+use crate::web::RequestCtx;
 
 /// What every request's `Store` needs to know about the component it runs.
 #[derive(Debug)]
@@ -29,6 +30,10 @@ pub struct Guest {
     pub variables: Box<[(String, String)]>,
     /// Values of the app's secret variables, redacted from everything the guest logs.
     pub secrets: Box<[String]>,
+    /// The key-value stores granted to this component.
+    pub kv: Box<[String]>,
+    /// Whether the component uses the cookie session (its routes get CSRF checks).
+    pub session: bool,
 }
 
 /// Secret values shorter than this are not redacted: they would match ordinary text.
@@ -119,6 +124,8 @@ impl LoadedComponent {
                 .filter(|v| v.secret)
                 .map(|v| v.value.clone())
                 .collect(),
+            kv: section.grants.kv.iter().flatten().cloned().collect(),
+            session: section.grants.session,
         };
         Ok(Self {
             guest: Arc::new(guest),
@@ -176,17 +183,19 @@ impl LoadedComponent {
         Ok((component, origin, imports))
     }
 
-    /// Run one request through a fresh instance.
+    /// Run one request through a fresh instance; the request context comes back with the
+    /// outcome (the session the guest changed, a failed template render).
     pub async fn call(
         &self,
         engine: &Engine,
         request_id: Arc<str>,
         request: &Request,
-    ) -> Result<Response, Failure> {
+        ctx: RequestCtx,
+    ) -> (Result<Response, Failure>, RequestCtx) {
         let deadline = Instant::now() + self.guest.timeout;
         let mut store = Store::new(
             engine,
-            HostState::new(self.guest.clone(), request_id, deadline),
+            HostState::new(self.guest.clone(), request_id, deadline, ctx),
         );
         store.limiter(|s| &mut s.limits);
         store.epoch_deadline_callback(|ctx| {
@@ -212,12 +221,13 @@ impl LoadedComponent {
         if dropped > 0 {
             tracing::warn!(component = %self.guest.id, request_id = %store.data().request_id, dropped, "guest log lines dropped (limit per request)");
         }
-        match outcome {
+        let result = match outcome {
             Err(_elapsed) => Err(Failure::Timeout),
             Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) => Err(classify_error(e)),
-        }
-        // `store` drops here: a Store never serves a second request.
+        };
+        // The Store (and the instance) ends here: a Store never serves a second request.
+        (result, store.into_data().ctx)
     }
 }
 

@@ -54,6 +54,13 @@ pub struct Manifest {
     pub components: BTreeMap<String, ComponentSection>,
     pub routes: Vec<RouteSection>,
     pub variables: BTreeMap<String, VariableSection>,
+    pub templates: TemplatesSection,
+    pub statics: Vec<StaticSection>,
+    pub session: SessionSection,
+    pub security: SecuritySection,
+    /// `[errors]`: status code -> template name.
+    pub errors: BTreeMap<u16, String>,
+    pub kv: BTreeMap<String, KvSection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,6 +75,18 @@ struct RawManifest {
     routes: Vec<RouteSection>,
     #[serde(default)]
     variables: BTreeMap<Id, VariableSection>,
+    #[serde(default)]
+    templates: TemplatesSection,
+    #[serde(default, rename = "static")]
+    statics: Vec<StaticSection>,
+    #[serde(default)]
+    session: SessionSection,
+    #[serde(default)]
+    security: SecuritySection,
+    #[serde(default)]
+    errors: BTreeMap<String, String>,
+    #[serde(default)]
+    kv: BTreeMap<Id, KvSection>,
 }
 
 /// `[app]`: the application itself.
@@ -110,6 +129,40 @@ pub struct ServerSection {
     /// Where precompiled components are cached (default: `$XDG_CACHE_HOME/flagon` or
     /// `~/.cache/flagon`). Example: `cache_dir = "/var/cache/flagon"`
     pub cache_dir: Option<PathBuf>,
+    /// Host names (and `*.domain` wildcards) this app answers to; a request whose `Host`
+    /// matches none gets 400. Empty (the default) accepts any host: set it in production.
+    /// Example: `allowed_hosts = ["example.com", "*.example.com"]`
+    pub allowed_hosts: Vec<String>,
+    /// Addresses of reverse proxies whose `X-Forwarded-For` / `X-Forwarded-Proto` /
+    /// `X-Forwarded-Host` headers are believed; from anyone else they are ignored.
+    /// Example: `trusted_proxies = ["127.0.0.1", "10.0.0.0/8"]`
+    pub trusted_proxies: Vec<IpNetwork>,
+    /// Most fields (parts) in one urlencoded or multipart form (400 past it).
+    /// Example: `max_form_parts = 100`
+    pub max_form_parts: usize,
+    /// Largest non-file form field value (400 past it); uploaded files are bounded by the
+    /// route's `max_body`. Example: `max_form_field = "64KiB"`
+    pub max_form_field: Size,
+}
+
+/// An IP network such as `"10.0.0.0/8"`, or one address such as `"127.0.0.1"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct IpNetwork(pub ipnet::IpNet);
+
+impl TryFrom<String> for IpNetwork {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        let t = s.trim();
+        t.parse::<ipnet::IpNet>()
+            .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map(|n| IpNetwork(n.trunc()))
+            .map_err(|_| {
+                format!(
+                    "invalid address `{s}`: write an IP address or a network such as \"10.0.0.0/8\""
+                )
+            })
+    }
 }
 
 impl Default for ServerSection {
@@ -125,8 +178,158 @@ impl Default for ServerSection {
             max_instances: 1000,
             shutdown_grace: HumanDuration(Duration::from_secs(30)),
             cache_dir: None,
+            allowed_hosts: Vec::new(),
+            trusted_proxies: Vec::new(),
+            max_form_parts: 100,
+            max_form_field: Size(64 * 1024),
         }
     }
+}
+
+/// `[templates]`: the app's minijinja templates, rendered by the host with auto-escaping.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TemplatesSection {
+    /// Directory of templates, relative to the manifest (default `templates`; it is optional
+    /// unless a component is granted `templates`). Example: `dir = "templates"`
+    pub dir: PathBuf,
+}
+
+impl Default for TemplatesSection {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("templates"),
+        }
+    }
+}
+
+/// `[[static]]`: a directory of files served by the host under a URL prefix.
+/// Example: `[[static]]` `url = "/static"` `dir = "static"`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticSection {
+    /// URL prefix, starting with `/`. Example: `url = "/static"`
+    pub url: String,
+    /// Directory served, relative to the manifest. Example: `dir = "static"`
+    pub dir: PathBuf,
+    /// `Cache-Control` for these files (default `no-cache`: always revalidate, which the ETag
+    /// makes cheap). Example: `cache_control = "public, max-age=86400"`
+    pub cache_control: Option<String>,
+}
+
+/// `[session]`: the host-owned cookie session (encrypted and authenticated; see the security
+/// model). Used by components granted `session`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionSection {
+    /// The `[variables]` entry holding the secret key (at least 32 bytes, `secret = true`).
+    /// Required outside development mode. Example: `secret = "session_key"`
+    pub secret: Option<String>,
+    /// Older keys: cookies made with them are still read, but never written (key rotation).
+    /// Example: `fallback_secrets = ["old_session_key"]`
+    pub fallback_secrets: Vec<String>,
+    /// Cookie name; `__Host-` is prepended when the cookie is `Secure`.
+    /// Example: `cookie_name = "session"`
+    pub cookie_name: String,
+    /// How long a session lasts after its last change. Example: `max_age = "14d"`
+    pub max_age: HumanDuration,
+    /// `SameSite` attribute: `"lax"` (default) or `"strict"`. Example: `same_site = "strict"`
+    pub same_site: SameSiteSetting,
+    /// Largest cookie (name and value); storing more is refused with an error to the guest.
+    /// Example: `max_size = "4000B"`
+    pub max_size: Size,
+}
+
+impl Default for SessionSection {
+    fn default() -> Self {
+        Self {
+            secret: None,
+            fallback_secrets: Vec::new(),
+            cookie_name: "session".into(),
+            max_age: HumanDuration(Duration::from_secs(14 * 24 * 3600)),
+            same_site: SameSiteSetting::Lax,
+            max_size: Size(4000),
+        }
+    }
+}
+
+/// The session cookie's `SameSite` attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SameSiteSetting {
+    Lax,
+    Strict,
+}
+
+/// `[security]`: response headers the host adds unless the guest set them. An empty string
+/// turns a header off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecuritySection {
+    /// Example: `content_security_policy = "default-src 'self'; img-src 'self' data:"`
+    pub content_security_policy: String,
+    /// `X-Frame-Options`: `"DENY"` (default), `"SAMEORIGIN"` or `""`.
+    pub frame_options: String,
+    /// Example: `referrer_policy = "no-referrer"`
+    pub referrer_policy: String,
+    /// Example: `cross_origin_opener_policy = "same-origin"`
+    pub cross_origin_opener_policy: String,
+    /// Send `Strict-Transport-Security` with this max-age (only set it when the site is served
+    /// over HTTPS). Example: `hsts = "365d"`
+    pub hsts: Option<HumanDuration>,
+    /// Add `includeSubDomains` to HSTS. Example: `hsts_include_subdomains = true`
+    pub hsts_include_subdomains: bool,
+    /// Origins that guests may redirect to besides relative paths.
+    /// Example: `redirect_origins = ["https://accounts.example.com"]`
+    pub redirect_origins: Vec<String>,
+}
+
+/// The default policy: same-origin resources only, no plugins, no inline script or style, no
+/// framing, forms post only to this origin.
+pub const DEFAULT_CSP: &str = "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+
+impl Default for SecuritySection {
+    fn default() -> Self {
+        Self {
+            content_security_policy: DEFAULT_CSP.into(),
+            frame_options: "DENY".into(),
+            referrer_policy: "strict-origin-when-cross-origin".into(),
+            cross_origin_opener_policy: "same-origin".into(),
+            hsts: None,
+            hsts_include_subdomains: false,
+            redirect_origins: Vec::new(),
+        }
+    }
+}
+
+/// `[kv.<name>]`: a named key-value store that components can be granted.
+/// Example: `[kv.cache]` `backend = "redis"` `url = "redis_url"`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KvSection {
+    /// `"embedded"` (default: a file under `path`, no setup) or `"redis"`.
+    #[serde(default)]
+    pub backend: KvBackendKind,
+    /// Embedded: directory holding the store's file, relative to the manifest
+    /// (default `data/kv`). Example: `path = "/var/lib/myapp/kv"`
+    pub path: Option<PathBuf>,
+    /// Redis: the `[variables]` entry holding the URL (it may carry a password).
+    /// Example: `url = "redis_url"`
+    pub url: Option<String>,
+    /// Redis: prefix put before every key (default `flagon:<app>:<store>:`).
+    pub prefix: Option<String>,
+    /// Largest key in bytes (default 512). Example: `max_key = 256`
+    pub max_key: Option<usize>,
+    /// Largest value (default 1MiB). Example: `max_value = "64KiB"`
+    pub max_value: Option<Size>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KvBackendKind {
+    #[default]
+    Embedded,
+    Redis,
 }
 
 /// `[components.<id>]`: a Wasm component and what it may do.
@@ -179,6 +382,17 @@ pub struct Grants {
     /// Example: `grants = { crypto = true }`
     #[serde(default)]
     pub crypto: bool,
+    /// Rendering the app's templates through `flagon:app/templates`.
+    /// Example: `grants = { templates = true }`
+    #[serde(default)]
+    pub templates: bool,
+    /// The cookie session through `flagon:app/session`; its routes get CSRF protection.
+    /// Example: `grants = { session = true }`
+    #[serde(default)]
+    pub session: bool,
+    /// Names of `[kv.<name>]` stores this component may use through `flagon:app/kv`.
+    /// Example: `grants = { kv = ["cache"] }`
+    pub kv: Option<Vec<String>>,
 }
 
 /// `[[routes]]`: a path pattern answered by a component.
@@ -198,6 +412,15 @@ pub struct RouteSection {
     pub name: Option<String>,
     /// Body limit for this route, overriding `[server] max_body`. Example: `max_body = "10MiB"`
     pub max_body: Option<Size>,
+    /// CSRF protection for unsafe methods when the component uses the session (default
+    /// true). Turn it off only for routes authenticated by something other than the cookie,
+    /// e.g. an API token. Example: `csrf = false`
+    #[serde(default = "yes")]
+    pub csrf: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_methods() -> Vec<Method> {
@@ -364,6 +587,22 @@ impl Manifest {
                 }
             })
             .unwrap_or_else(|| PathBuf::from("."));
+        let mut errors = BTreeMap::new();
+        for (code, template) in raw.errors {
+            match code.parse::<u16>() {
+                Ok(n) if (400..=599).contains(&n) => {
+                    errors.insert(n, template);
+                }
+                _ => {
+                    return Err(ManifestError::Invalid {
+                        file: file.to_path_buf(),
+                        key: format!("errors.{code}"),
+                        message: format!("`{code}` is not an error status (400-599)"),
+                        help: "write e.g. `404 = \"errors/404.html\"` under `[errors]`".into(),
+                    });
+                }
+            }
+        }
         let manifest = Manifest {
             file: file.to_path_buf(),
             dir,
@@ -372,6 +611,12 @@ impl Manifest {
             components: raw.components.into_iter().map(|(k, v)| (k.0, v)).collect(),
             routes: raw.routes,
             variables: raw.variables.into_iter().map(|(k, v)| (k.0, v)).collect(),
+            templates: raw.templates,
+            statics: raw.statics,
+            session: raw.session,
+            security: raw.security,
+            errors,
+            kv: raw.kv.into_iter().map(|(k, v)| (k.0, v)).collect(),
         };
         manifest.validate()?;
         Ok(manifest)
@@ -463,6 +708,17 @@ impl Manifest {
                     "set e.g. `limits = { timeout = \"2s\" }`",
                 ));
             }
+            for name in c.grants.kv.iter().flatten() {
+                if !self.kv.contains_key(name) {
+                    return Err(self.invalid(
+                        format!("{key}.grants.kv"),
+                        format!("unknown key-value store `{name}`"),
+                        format!(
+                            "declare it, e.g. `[kv.{name}]` (an embedded store needs no settings)"
+                        ),
+                    ));
+                }
+            }
             for name in c.grants.variables.iter().flatten() {
                 if !self.variables.contains_key(name) {
                     return Err(self.invalid(
@@ -547,6 +803,8 @@ impl Manifest {
             }
         }
 
+        self.validate_web()?;
+
         for (name, v) in &self.variables {
             if let Some(env) = &v.env
                 && (env.is_empty() || env.contains('='))
@@ -559,6 +817,259 @@ impl Manifest {
             }
         }
         Ok(())
+    }
+
+    /// The `[static]`, `[session]`, `[security]`, `[errors]`, `[kv]` and host/proxy settings.
+    fn validate_web(&self) -> Result<()> {
+        let mut prefixes = BTreeSet::new();
+        for (i, st) in self.statics.iter().enumerate() {
+            let key = format!("static[{i}]");
+            let u = &st.url;
+            let bad = !u.starts_with('/')
+                || u.len() < 2
+                || u.ends_with('/')
+                || u.contains(['{', '}', '?', '#', '%', '\\'])
+                || u.split('/')
+                    .skip(1)
+                    .any(|seg| seg.is_empty() || seg == "." || seg == "..");
+            if bad {
+                return Err(self.invalid(
+                    format!("{key}.url"),
+                    format!("`{u}` is not a URL prefix"),
+                    "write a path such as `url = \"/static\"` (not `/`, no trailing `/`)",
+                ));
+            }
+            if !prefixes.insert(u.as_str()) {
+                return Err(self.invalid(
+                    format!("{key}.url"),
+                    format!("`{u}` is mounted twice"),
+                    "give every `[[static]]` mount its own `url`",
+                ));
+            }
+            if let Some(r) = self
+                .routes
+                .iter()
+                .find(|r| r.path == *u || r.path.starts_with(&format!("{u}/")))
+            {
+                return Err(self.invalid(
+                    format!("{key}.url"),
+                    format!(
+                        "route `{}` lies under the static mount `{u}` and would never be reached",
+                        r.path
+                    ),
+                    "move the route or the mount",
+                ));
+            }
+            if let Some(cc) = &st.cache_control
+                && http::HeaderValue::from_str(cc).is_err()
+            {
+                return Err(self.invalid(
+                    format!("{key}.cache_control"),
+                    format!("`{cc}` is not a valid header value"),
+                    "write e.g. `cache_control = \"public, max-age=3600\"`",
+                ));
+            }
+        }
+
+        let session = &self.session;
+        for (k, name) in session.secret.iter().map(|n| ("session.secret", n)).chain(
+            session
+                .fallback_secrets
+                .iter()
+                .map(|n| ("session.fallback_secrets", n)),
+        ) {
+            match self.variables.get(name) {
+                None => {
+                    return Err(self.invalid(
+                        k,
+                        format!("unknown variable `{name}`"),
+                        format!(
+                            "declare it: `[variables.{name}]` with `env = \"FLAGON_SESSION_KEY\"` and `secret = true`; generate a key with `openssl rand -base64 48`"
+                        ),
+                    ));
+                }
+                Some(v) if !v.secret => {
+                    return Err(self.invalid(
+                        k,
+                        format!("variable `{name}` holds a key but is not marked secret"),
+                        format!("add `secret = true` to `[variables.{name}]`"),
+                    ));
+                }
+                Some(v) if v.default.is_some() => {
+                    return Err(self.invalid(
+                        k,
+                        format!("variable `{name}` has a `default`, so the key would live in the manifest"),
+                        format!("remove `default` from `[variables.{name}]` and set the key through `env` or `file`"),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        let name_ok = !session.cookie_name.is_empty()
+            && session.cookie_name.len() <= 64
+            && session
+                .cookie_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !name_ok || session.cookie_name.starts_with("__") {
+            return Err(self.invalid(
+                "session.cookie_name",
+                format!("`{}` is not a usable cookie name", session.cookie_name),
+                "use letters, digits, `_` and `-` (Flagon adds the `__Host-` prefix itself)",
+            ));
+        }
+        let max_age = session.max_age.0;
+        if max_age < Duration::from_secs(60) || max_age > Duration::from_secs(400 * 24 * 3600) {
+            return Err(self.invalid(
+                "session.max_age",
+                format!("`{}` is outside 1m..400d", session.max_age),
+                "set e.g. `max_age = \"14d\"` (browsers cap cookies at 400 days)",
+            ));
+        }
+        if !(256..=4096).contains(&session.max_size.0) {
+            return Err(self.invalid(
+                "session.max_size",
+                format!("`{}` is outside 256B..4KiB", session.max_size),
+                "remove `max_size` to use the default (browsers keep at most 4096 bytes per cookie)",
+            ));
+        }
+
+        let sec = &self.security;
+        for (k, v) in [
+            (
+                "security.content_security_policy",
+                &sec.content_security_policy,
+            ),
+            ("security.referrer_policy", &sec.referrer_policy),
+            (
+                "security.cross_origin_opener_policy",
+                &sec.cross_origin_opener_policy,
+            ),
+        ] {
+            if http::HeaderValue::from_str(v).is_err() {
+                return Err(self.invalid(
+                    k,
+                    format!("`{v}` is not a valid header value"),
+                    "use printable ASCII on one line, or `\"\"` to send no header",
+                ));
+            }
+        }
+        if !matches!(sec.frame_options.as_str(), "DENY" | "SAMEORIGIN" | "") {
+            return Err(self.invalid(
+                "security.frame_options",
+                format!(
+                    "`{}` is not `DENY`, `SAMEORIGIN` or `\"\"`",
+                    sec.frame_options
+                ),
+                "write `frame_options = \"SAMEORIGIN\"` to allow framing by your own pages",
+            ));
+        }
+        if let Some(h) = sec.hsts
+            && (h.0.is_zero() || h.0 > Duration::from_secs(2 * 366 * 24 * 3600))
+        {
+            return Err(self.invalid(
+                "security.hsts",
+                format!("`{h}` is outside 1s..2 years"),
+                "write e.g. `hsts = \"365d\"`",
+            ));
+        }
+        for (i, o) in sec.redirect_origins.iter().enumerate() {
+            if crate::security::Origin::parse(o).is_none() {
+                return Err(self.invalid(
+                    format!("security.redirect_origins[{i}]"),
+                    format!("`{o}` is not an origin"),
+                    "write `scheme://host[:port]` with no path, e.g. `\"https://accounts.example.com\"`",
+                ));
+            }
+        }
+        for (i, h) in self.server.allowed_hosts.iter().enumerate() {
+            let bare = h.strip_prefix("*.").unwrap_or(h);
+            let ok = !bare.is_empty()
+                && bare.chars().all(|c| {
+                    c.is_ascii_lowercase()
+                        || c.is_ascii_digit()
+                        || c == '.'
+                        || c == '-'
+                        || c == ':'
+                        || c == '['
+                        || c == ']'
+                });
+            if !ok {
+                return Err(self.invalid(
+                    format!("server.allowed_hosts[{i}]"),
+                    format!("`{h}` is not a host name"),
+                    "write lowercase names such as `\"example.com\"` or `\"*.example.com\"`, without scheme or port",
+                ));
+            }
+        }
+        if !(1..=10_000).contains(&self.server.max_form_parts) {
+            return Err(self.invalid(
+                "server.max_form_parts",
+                format!("`{}` is outside 1..=10000", self.server.max_form_parts),
+                "remove `max_form_parts` to use the default",
+            ));
+        }
+
+        for (name, kv) in &self.kv {
+            let key = format!("kv.{name}");
+            match kv.backend {
+                KvBackendKind::Redis => {
+                    let Some(url) = &kv.url else {
+                        return Err(self.invalid(
+                            format!("{key}.url"),
+                            "a redis store needs a URL",
+                            "add `url = \"redis_url\"` and declare `[variables.redis_url]` with `env = \"REDIS_URL\"`, `secret = true`",
+                        ));
+                    };
+                    if !self.variables.contains_key(url) {
+                        return Err(self.invalid(
+                            format!("{key}.url"),
+                            format!("unknown variable `{url}` (the URL is read from a variable, so a password in it stays out of the manifest)"),
+                            format!("declare `[variables.{url}]` with `env = \"REDIS_URL\"`, `secret = true`"),
+                        ));
+                    }
+                    if kv.path.is_some() {
+                        return Err(self.invalid(
+                            format!("{key}.path"),
+                            "`path` is for embedded stores",
+                            "remove `path`",
+                        ));
+                    }
+                }
+                KvBackendKind::Embedded => {
+                    if kv.url.is_some() || kv.prefix.is_some() {
+                        return Err(self.invalid(
+                            key,
+                            "`url` and `prefix` are for redis stores",
+                            "add `backend = \"redis\"` or remove them",
+                        ));
+                    }
+                }
+            }
+            if kv.max_key.is_some_and(|n| n == 0 || n > 64 * 1024) {
+                return Err(self.invalid(
+                    format!("{key}.max_key"),
+                    "outside 1..=65536",
+                    "remove `max_key` to use 512",
+                ));
+            }
+            if kv
+                .max_value
+                .is_some_and(|n| n.0 == 0 || n.0 > 64 * 1024 * 1024)
+            {
+                return Err(self.invalid(
+                    format!("{key}.max_value"),
+                    "outside 1B..64MiB",
+                    "remove `max_value` to use 1MiB",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether any component is granted the session.
+    pub fn uses_session(&self) -> bool {
+        self.components.values().any(|c| c.grants.session)
     }
 
     /// The largest `limits.memory` of any component (the engine's per-memory maximum).

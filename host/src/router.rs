@@ -19,6 +19,8 @@ pub struct Route {
     pub component_id: String,
     pub name: Option<Arc<str>>,
     pub max_body: u64,
+    /// CSRF checks for unsafe methods when the component uses the session.
+    pub csrf: bool,
 }
 
 /// All routes sharing one path pattern, by method.
@@ -97,6 +99,7 @@ impl Router {
                 component_id: r.component.clone(),
                 name: r.name.as_deref().map(Arc::from),
                 max_body: r.max_body.unwrap_or(manifest.server.max_body).0,
+                csrf: r.csrf,
             };
             let slot = match patterns.iter().find(|(p, _)| *p == r.path) {
                 Some((_, slot)) => *slot,

@@ -10,9 +10,10 @@ use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::flagon::app::{config, log, types};
+use crate::bindings::flagon::app::{config, kv, log, session, templates, types};
 use crate::component::Guest;
 use crate::guest_output::GuestOutput;
+use crate::web::RequestCtx;
 
 /// Most log lines one request may write through `flagon:app/log`; later lines are dropped and
 /// counted, so a guest cannot flood the host's log.
@@ -31,10 +32,17 @@ pub struct HostState {
     /// When this request's time in the guest is up (checked at every epoch tick).
     pub(crate) deadline: Instant,
     log_lines: u32,
+    /// The request's session, templates and stores.
+    pub(crate) ctx: RequestCtx,
 }
 
 impl HostState {
-    pub(crate) fn new(guest: Arc<Guest>, request_id: Arc<str>, deadline: Instant) -> Self {
+    pub(crate) fn new(
+        guest: Arc<Guest>,
+        request_id: Arc<str>,
+        deadline: Instant,
+        ctx: RequestCtx,
+    ) -> Self {
         let limits = guest.store_limits();
         Self {
             wasi: None,
@@ -44,6 +52,7 @@ impl HostState {
             request_id,
             deadline,
             log_lines: 0,
+            ctx,
         }
     }
 
@@ -117,6 +126,130 @@ impl config::Host for HostState {
 
     fn get_all(&mut self) -> Vec<(String, String)> {
         self.guest.variables.to_vec()
+    }
+}
+
+impl templates::Host for HostState {
+    fn render(&mut self, name: String, context: String) -> Result<String, String> {
+        let globals = crate::templates::RequestGlobals {
+            session: self.ctx.session.clone(),
+        };
+        let Some(t) = self.ctx.web.templates.as_ref() else {
+            return Err("this app has no templates".into());
+        };
+        match t.render_json(&name, &context, globals) {
+            Ok(html) => Ok(html),
+            Err(e) => {
+                tracing::error!(component = %self.guest.id, request_id = %self.request_id, "{}", log_safe(&e.summary));
+                let message = e.summary.clone();
+                self.ctx.render_failure.get_or_insert(e);
+                Err(message)
+            }
+        }
+    }
+}
+
+impl HostState {
+    fn session(&mut self) -> std::sync::MutexGuard<'_, crate::session::Session> {
+        // The capability check links this interface only for components granted the session,
+        // and the host loads a session for every request to such a component.
+        self.ctx.session_guard()
+    }
+}
+
+impl session::Host for HostState {
+    fn get(&mut self, key: String) -> Option<String> {
+        self.session().get(&key)
+    }
+
+    fn set(&mut self, key: String, value: String) -> Result<(), String> {
+        self.session().set(&key, &value).map_err(|e| e.to_string())
+    }
+
+    fn remove(&mut self, key: String) -> bool {
+        self.session().remove(&key)
+    }
+
+    fn keys(&mut self) -> Vec<String> {
+        self.session().keys()
+    }
+
+    fn clear(&mut self) {
+        self.session().clear();
+    }
+
+    fn rotate(&mut self) {
+        self.session().rotate();
+    }
+
+    fn flash(&mut self, category: String, message: String) -> Result<(), String> {
+        self.session()
+            .flash(&category, &message)
+            .map_err(|e| e.to_string())
+    }
+
+    fn take_flashes(&mut self) -> Vec<(String, String)> {
+        self.session().take_flashes()
+    }
+
+    fn csrf_token(&mut self) -> String {
+        self.session().csrf_token()
+    }
+}
+
+impl HostState {
+    /// The store `name`, if this component was granted it.
+    fn kv_store(&self, name: &str) -> Result<Arc<crate::kv::KvStore>, String> {
+        if !self.guest.kv.iter().any(|k| k == name) {
+            return Err(format!(
+                "key-value store `{name}` is not granted to this component (add it to `grants.kv`)"
+            ));
+        }
+        self.ctx
+            .web
+            .kv
+            .get(name)
+            .cloned()
+            .ok_or_else(|| format!("no key-value store `{name}`"))
+    }
+}
+
+impl kv::Host for HostState {
+    async fn get(&mut self, store: String, key: String) -> Result<Option<Vec<u8>>, String> {
+        let s = self.kv_store(&store)?;
+        s.get(&key).await.map_err(|e| e.to_string())
+    }
+
+    async fn set(
+        &mut self,
+        store: String,
+        key: String,
+        value: Vec<u8>,
+        ttl_ms: Option<u64>,
+    ) -> Result<(), String> {
+        let s = self.kv_store(&store)?;
+        let ttl = ttl_ms.map(std::time::Duration::from_millis);
+        s.set(&key, &value, ttl).await.map_err(|e| e.to_string())
+    }
+
+    async fn delete(&mut self, store: String, key: String) -> Result<bool, String> {
+        let s = self.kv_store(&store)?;
+        s.delete(&key).await.map_err(|e| e.to_string())
+    }
+
+    async fn exists(&mut self, store: String, key: String) -> Result<bool, String> {
+        let s = self.kv_store(&store)?;
+        s.exists(&key).await.map_err(|e| e.to_string())
+    }
+
+    async fn increment(&mut self, store: String, key: String, delta: i64) -> Result<i64, String> {
+        let s = self.kv_store(&store)?;
+        s.increment(&key, delta).await.map_err(|e| e.to_string())
+    }
+
+    async fn list_keys(&mut self, store: String, prefix: String) -> Result<Vec<String>, String> {
+        let s = self.kv_store(&store)?;
+        s.list_keys(&prefix).await.map_err(|e| e.to_string())
     }
 }
 

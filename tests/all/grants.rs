@@ -29,7 +29,7 @@ fn refused_without(grant: &str) -> String {
     let ungranted = text.replace(grant, "");
     assert_ne!(text, ungranted, "the test must remove the grant");
     let err = TestManifest::new(&ungranted)
-        .load()
+        .load_sync()
         .err()
         .expect("load must fail");
     format!("{err:#}")
@@ -62,7 +62,7 @@ fn sockets_are_not_offered() {
     let err = format!(
         "{:#}",
         TestManifest::new(&text)
-            .load()
+            .load_sync()
             .err()
             .expect("load must fail")
     );
@@ -84,7 +84,7 @@ fn precompiled_components_are_cached() {
     let manifest = TestManifest::new(&text);
     let load = || {
         let m = flagon::Manifest::load(&manifest.path).unwrap();
-        flagon::App::load(&m, &flagon::LoadOptions::default()).unwrap()
+        block_on(flagon::App::load(&m, &flagon::LoadOptions::default())).unwrap()
     };
     assert_eq!(
         load().components()[0].origin,
@@ -122,7 +122,7 @@ fn a_shared_cache_directory_is_not_trusted() {
     let manifest = TestManifest::new(&text);
     for _ in 0..2 {
         let m = flagon::Manifest::load(&manifest.path).unwrap();
-        let app = flagon::App::load(&m, &flagon::LoadOptions::default()).unwrap();
+        let app = block_on(flagon::App::load(&m, &flagon::LoadOptions::default())).unwrap();
         assert_eq!(app.components()[0].origin, flagon::engine::Origin::Compiled);
     }
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
@@ -131,7 +131,7 @@ fn a_shared_cache_directory_is_not_trusted() {
 #[test]
 fn missing_component_file_says_to_build() {
     let text = "[app]\nname = \"t\"\n[components.x]\nsource = \"nope.wasm\"\nbuild = \"true\"\n";
-    let err = format!("{:#}", TestManifest::new(text).load().err().unwrap());
+    let err = format!("{:#}", TestManifest::new(text).load_sync().err().unwrap());
     assert!(
         err.contains("components.x.source") && err.contains("flagon build"),
         "{err}"
@@ -144,9 +144,17 @@ fn missing_required_variable_stops_the_start() {
         "[app]\nname = \"t\"\n[components.h]\nsource = {}\n[variables]\ntoken = {{ env = \"FLAGON_TEST_SURELY_UNSET\", secret = true }}\n",
         program(programs::HOSTILE)
     );
-    let err = format!("{:#}", TestManifest::new(&text).load().err().unwrap());
+    let err = format!("{:#}", TestManifest::new(&text).load_sync().err().unwrap());
     assert!(
         err.contains("`FLAGON_TEST_SURELY_UNSET` is not set"),
         "{err}"
     );
+}
+
+fn block_on<F: Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
 }

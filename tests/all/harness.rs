@@ -30,15 +30,29 @@ impl TestManifest {
         Self { dir, path }
     }
 
-    pub fn load(&self) -> anyhow::Result<App> {
+    pub async fn load(&self) -> anyhow::Result<App> {
+        self.load_with(LoadOptions::default()).await
+    }
+
+    /// `load` for tests that are not async.
+    pub fn load_sync(&self) -> anyhow::Result<App> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(self.load())
+    }
+
+    /// Load with `options`, using the test run's shared component cache.
+    pub async fn load_with(&self, options: LoadOptions) -> anyhow::Result<App> {
         let manifest = Manifest::load(&self.path)?;
         App::load(
             &manifest,
             &LoadOptions {
                 cache: CacheDir::Path(cache_dir()),
-                ..Default::default()
+                ..options
             },
         )
+        .await
     }
 }
 
@@ -54,7 +68,7 @@ pub struct TestServer {
 impl TestServer {
     pub async fn start(manifest_text: &str) -> Self {
         let manifest = TestManifest::new(manifest_text);
-        let app = Arc::new(manifest.load().expect("test app loads"));
+        let app = Arc::new(manifest.load().await.expect("test app loads"));
         let server = Server::bind(app.clone(), "127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();

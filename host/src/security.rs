@@ -1,0 +1,475 @@
+//! Request-level defences the host applies around every guest: the `Host` allow-list, forwarded
+//! headers from trusted proxies only, same-origin checks for CSRF, redirect targets, and the
+//! security headers added to responses.
+
+use std::net::{IpAddr, SocketAddr};
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+use crate::manifest::{IpNetwork, Manifest};
+
+/// A web origin: scheme, host and port (the port is explicit even when it is the default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub scheme: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Origin {
+    /// Parse `scheme://host[:port]` (no userinfo, path, query or fragment; `http` or `https`).
+    pub fn parse(s: &str) -> Option<Self> {
+        let (scheme, rest) = s.split_once("://")?;
+        let scheme = scheme.to_ascii_lowercase();
+        let default_port = match scheme.as_str() {
+            "http" => 80,
+            "https" => 443,
+            _ => return None,
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        let (host, port) = split_host_port(rest)?;
+        Some(Origin {
+            scheme,
+            host,
+            port: port.unwrap_or(default_port),
+        })
+    }
+}
+
+/// Split `host[:port]` (with `[v6]` literals), lowercasing the host. `None` when malformed or
+/// when anything but a host and port is present (userinfo, path, backslash, whitespace).
+pub fn split_host_port(s: &str) -> Option<(String, Option<u16>)> {
+    if s.is_empty()
+        || s.bytes().any(|b| {
+            matches!(b, b'/' | b'\\' | b'@' | b'?' | b'#' | b'%') || b <= b' ' || b >= 0x7f
+        })
+    {
+        return None;
+    }
+    let (host, port) = if let Some(v6) = s.strip_prefix('[') {
+        let (addr, after) = v6.split_once(']')?;
+        addr.parse::<std::net::Ipv6Addr>().ok()?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':')?),
+        };
+        (format!("[{addr}]"), port)
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (s.to_string(), None),
+        }
+    };
+    if host.is_empty() || (!host.starts_with('[') && host.contains(':')) {
+        return None;
+    }
+    let port = match port {
+        Some(p) => Some(p.parse::<u16>().ok().filter(|&p| p != 0)?),
+        None => None,
+    };
+    Some((host.to_ascii_lowercase(), port))
+}
+
+/// Where a request really came from, after believing forwarded headers from trusted proxies.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// The client: the connection's address, or the first untrusted address in
+    /// `X-Forwarded-For` when the connection is from a trusted proxy.
+    pub client: SocketAddr,
+    /// `https` when a trusted proxy says so, else `http`.
+    pub scheme: &'static str,
+    /// The host the client asked for (lowercase, port stripped), from `Host`, the URI authority
+    /// (HTTP/2), or a trusted proxy's `X-Forwarded-Host`.
+    pub host: Option<String>,
+    /// The port of the requested host, if one was given.
+    pub port: Option<u16>,
+}
+
+impl Peer {
+    /// This request's own origin, for same-origin checks.
+    pub fn origin(&self) -> Option<Origin> {
+        let host = self.host.clone()?;
+        let default = if self.scheme == "https" { 443 } else { 80 };
+        Some(Origin {
+            scheme: self.scheme.to_string(),
+            host,
+            port: self.port.unwrap_or(default),
+        })
+    }
+}
+
+/// The `Host` allow-list and trusted proxies, from `[server]`.
+#[derive(Debug, Clone, Default)]
+pub struct HostPolicy {
+    allowed_hosts: Vec<String>,
+    trusted_proxies: Vec<IpNetwork>,
+}
+
+impl HostPolicy {
+    pub fn new(manifest: &Manifest) -> Self {
+        Self {
+            allowed_hosts: manifest.server.allowed_hosts.clone(),
+            trusted_proxies: manifest.server.trusted_proxies.clone(),
+        }
+    }
+
+    fn trusted(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.trusted_proxies.iter().any(|n| n.0.contains(&ip))
+    }
+
+    /// Work out the client, scheme and host of a request. `Err(())` when the host is not
+    /// allowed (or malformed): the caller answers 400.
+    #[allow(clippy::result_unit_err)]
+    pub fn peer(
+        &self,
+        remote: SocketAddr,
+        uri: &http::Uri,
+        headers: &HeaderMap,
+    ) -> Result<Peer, ()> {
+        let from_proxy = !self.trusted_proxies.is_empty() && self.trusted(remote.ip());
+        let mut client = remote;
+        let mut scheme = "http";
+        let mut host_header = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| uri.authority().map(|a| a.as_str().to_string()));
+        if from_proxy {
+            // X-Forwarded-For lists hops left to right; the rightmost address that is not one
+            // of our proxies is the client (anything left of it could be forged by the client).
+            let hops: Vec<IpAddr> = headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+                .collect();
+            if let Some(ip) = hops.iter().rev().find(|ip| !self.trusted(**ip)) {
+                client = SocketAddr::new(*ip, 0);
+            } else if let Some(ip) = hops.first() {
+                client = SocketAddr::new(*ip, 0);
+            }
+            if last_value(headers, "x-forwarded-proto")
+                .is_some_and(|p| p.eq_ignore_ascii_case("https"))
+            {
+                scheme = "https";
+            }
+            if let Some(h) = last_value(headers, "x-forwarded-host") {
+                host_header = Some(h.to_string());
+            }
+        }
+        let (host, port) = match host_header {
+            Some(h) => {
+                let (h, p) = split_host_port(&h).ok_or(())?;
+                (Some(h), p)
+            }
+            None => (None, None),
+        };
+        if !self.allowed_hosts.is_empty() {
+            let Some(h) = &host else { return Err(()) };
+            let h = h.trim_end_matches('.');
+            let ok = self
+                .allowed_hosts
+                .iter()
+                .any(|a| match a.strip_prefix("*.") {
+                    Some(domain) => h
+                        .strip_suffix(domain)
+                        .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
+                    None => a == h,
+                });
+            if !ok {
+                return Err(());
+            }
+        }
+        Ok(Peer {
+            client,
+            scheme,
+            host,
+            port,
+        })
+    }
+}
+
+/// The last comma-separated element of the last header named `name` (the hop nearest us).
+fn last_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(name)
+        .iter()
+        .next_back()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// The browser's verdict on where an unsafe request came from.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SameOrigin {
+    Yes,
+    /// The browser says the request is cross-site (or from an opaque `null` origin).
+    No(&'static str),
+    /// No `Sec-Fetch-Site` and no `Origin`: not a modern browser; the CSRF token decides.
+    Unknown,
+}
+
+/// Decide whether an unsafe request comes from this site, from `Sec-Fetch-Site` (sent by
+/// every current browser) and else `Origin`.
+pub fn same_origin(headers: &HeaderMap, peer: &Peer) -> SameOrigin {
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        return match site {
+            // `none`: the user started it (typed the URL, a bookmark).
+            "same-origin" | "none" => SameOrigin::Yes,
+            "same-site" => SameOrigin::No("Sec-Fetch-Site: same-site"),
+            _ => SameOrigin::No("Sec-Fetch-Site: cross-site"),
+        };
+    }
+    match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        None => SameOrigin::Unknown,
+        Some("null") => SameOrigin::No("Origin: null"),
+        Some(o) => match (Origin::parse(o), peer.origin()) {
+            (Some(theirs), Some(ours)) if theirs == ours => SameOrigin::Yes,
+            _ => SameOrigin::No("Origin does not match the request's host"),
+        },
+    }
+}
+
+/// Whether a guest may redirect to `location`: a path on this site (`/x`, not `//x` or `/\x`),
+/// or an absolute URL on one of `allowed` origins.
+pub fn redirect_allowed(location: &str, allowed: &[Origin]) -> bool {
+    // Browsers strip tabs and newlines from URLs and treat `\` like `/`; refuse anything a
+    // browser might read differently from us.
+    if location.is_empty()
+        || location
+            .bytes()
+            .any(|b| b < b' ' || b == 0x7f || b == b'\\')
+    {
+        return false;
+    }
+    if location.starts_with('/') {
+        return !location.starts_with("//");
+    }
+    if location.starts_with(['?', '#']) {
+        return true;
+    }
+    // Relative paths like `next` or `../x` stay on this site unless they carry a scheme:
+    // `https:evil.example` and `javascript:` have a colon before any `/`, `?` or `#`.
+    let before = location.split(['/', '?', '#']).next().unwrap_or("");
+    if !before.contains(':') {
+        return true;
+    }
+    let Some((scheme, rest)) = location.split_once("://") else {
+        return false;
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let candidate = format!("{scheme}://{}", &rest[..authority_end]);
+    match Origin::parse(&candidate) {
+        Some(o) => allowed.contains(&o),
+        None => false,
+    }
+}
+
+/// The security headers added to every response that does not set its own.
+#[derive(Debug, Clone, Default)]
+pub struct SecurityHeaders {
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl SecurityHeaders {
+    pub fn new(manifest: &Manifest) -> Self {
+        let sec = &manifest.security;
+        let mut headers = vec![(
+            HeaderName::from_static("x-content-type-options"),
+            HeaderValue::from_static("nosniff"),
+        )];
+        for (name, value) in [
+            (
+                header::CONTENT_SECURITY_POLICY,
+                &sec.content_security_policy,
+            ),
+            (header::X_FRAME_OPTIONS, &sec.frame_options),
+            (header::REFERRER_POLICY, &sec.referrer_policy),
+            (
+                HeaderName::from_static("cross-origin-opener-policy"),
+                &sec.cross_origin_opener_policy,
+            ),
+        ] {
+            // The manifest validated these values.
+            if let Ok(v) = HeaderValue::from_str(value)
+                && !value.is_empty()
+            {
+                headers.push((name, v));
+            }
+        }
+        if let Some(max_age) = sec.hsts {
+            let mut v = format!("max-age={}", max_age.0.as_secs());
+            if sec.hsts_include_subdomains {
+                v.push_str("; includeSubDomains");
+            }
+            if let Ok(v) = HeaderValue::from_str(&v) {
+                headers.push((header::STRICT_TRANSPORT_SECURITY, v));
+            }
+        }
+        Self { headers }
+    }
+
+    /// Add each header the response does not already have.
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        for (name, value) in &self.headers {
+            if !headers.contains_key(name) {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirects() {
+        let allowed = [Origin::parse("https://accounts.example.com").unwrap()];
+        for ok in [
+            "/",
+            "/a/b?c=d",
+            "?page=2",
+            "#top",
+            "next",
+            "../up",
+            "https://accounts.example.com/login",
+            "https://accounts.example.com:443/x",
+            "HTTPS://ACCOUNTS.EXAMPLE.COM",
+        ] {
+            assert!(redirect_allowed(ok, &allowed), "{ok}");
+        }
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "https:evil.example",
+            "https://evil.example",
+            "http://accounts.example.com",
+            "https://accounts.example.com.evil.example",
+            "https://accounts.example.com@evil.example",
+            "https://evil.example#@accounts.example.com",
+            "javascript:alert(1)",
+            "JavaScript:alert(1)",
+            "data:text/html,x",
+            "/\t/evil.example",
+            "\n//evil.example",
+            "",
+        ] {
+            assert!(!redirect_allowed(bad, &allowed), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn origins_and_hosts() {
+        assert_eq!(
+            Origin::parse("http://Example.com:8080"),
+            Some(Origin {
+                scheme: "http".into(),
+                host: "example.com".into(),
+                port: 8080
+            })
+        );
+        assert!(Origin::parse("https://user@example.com").is_none());
+        assert!(Origin::parse("ftp://example.com").is_none());
+        assert!(Origin::parse("https://example.com/path").is_none());
+        assert_eq!(
+            split_host_port("[::1]:80"),
+            Some(("[::1]".into(), Some(80)))
+        );
+        assert!(split_host_port("a b").is_none());
+        assert!(split_host_port("host:0").is_none());
+    }
+
+    fn policy(hosts: &[&str], proxies: &[&str]) -> HostPolicy {
+        HostPolicy {
+            allowed_hosts: hosts.iter().map(|s| s.to_string()).collect(),
+            trusted_proxies: proxies
+                .iter()
+                .map(|s| IpNetwork::try_from(s.to_string()).unwrap())
+                .collect(),
+        }
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn allowed_hosts_and_wildcards() {
+        let p = policy(&["example.com", "*.example.org"], &[]);
+        let remote: SocketAddr = "10.1.1.1:5000".parse().unwrap();
+        let uri = http::Uri::from_static("/");
+        let check = |host: &str| p.peer(remote, &uri, &headers(&[("host", host)])).is_ok();
+        assert!(check("example.com"));
+        assert!(check("Example.COM:8080"));
+        assert!(check("a.example.org"));
+        assert!(!check("example.org"));
+        assert!(!check("evilexample.org"));
+        assert!(!check("evil.com"));
+        assert!(!check("example.com.evil.com"));
+        assert!(p.peer(remote, &uri, &HeaderMap::new()).is_err());
+    }
+
+    #[test]
+    fn forwarded_headers_only_from_trusted_proxies() {
+        let p = policy(&[], &["127.0.0.1", "10.0.0.0/8"]);
+        let uri = http::Uri::from_static("/");
+        let h = headers(&[
+            ("host", "internal:8080"),
+            ("x-forwarded-for", "6.6.6.6, 203.0.113.9, 10.0.0.2"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "example.com"),
+        ]);
+        let peer = p.peer("127.0.0.1:4000".parse().unwrap(), &uri, &h).unwrap();
+        assert_eq!(peer.client.ip().to_string(), "203.0.113.9");
+        assert_eq!(peer.scheme, "https");
+        assert_eq!(peer.host.as_deref(), Some("example.com"));
+        let direct = p.peer("192.0.2.1:4000".parse().unwrap(), &uri, &h).unwrap();
+        assert_eq!(direct.client.ip().to_string(), "192.0.2.1");
+        assert_eq!(direct.scheme, "http");
+        assert_eq!(direct.host.as_deref(), Some("internal"));
+    }
+
+    #[test]
+    fn same_origin_checks() {
+        let peer = Peer {
+            client: "127.0.0.1:1".parse().unwrap(),
+            scheme: "http",
+            host: Some("localhost".into()),
+            port: Some(8080),
+        };
+        let v = |pairs: &[(&str, &str)]| same_origin(&headers(pairs), &peer);
+        assert_eq!(v(&[("sec-fetch-site", "same-origin")]), SameOrigin::Yes);
+        assert!(matches!(
+            v(&[("sec-fetch-site", "cross-site")]),
+            SameOrigin::No(_)
+        ));
+        assert!(matches!(
+            v(&[("sec-fetch-site", "same-site")]),
+            SameOrigin::No(_)
+        ));
+        assert_eq!(v(&[("origin", "http://localhost:8080")]), SameOrigin::Yes);
+        assert!(matches!(
+            v(&[("origin", "http://localhost:8081")]),
+            SameOrigin::No(_)
+        ));
+        assert!(matches!(
+            v(&[("origin", "https://localhost:8080")]),
+            SameOrigin::No(_)
+        ));
+        assert!(matches!(v(&[("origin", "null")]), SameOrigin::No(_)));
+        assert_eq!(v(&[]), SameOrigin::Unknown);
+    }
+}
