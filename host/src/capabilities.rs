@@ -41,6 +41,12 @@ pub enum Capability {
     Config,
     /// `flagon:app/crypto`: needs `grants.crypto`.
     Crypto,
+    /// `flagon:app/templates`: needs `grants.templates`.
+    Templates,
+    /// `flagon:app/session`: needs `grants.session`.
+    Session,
+    /// `flagon:app/kv`: needs `grants.kv` (and then only the listed stores).
+    Kv,
 }
 
 impl Capability {
@@ -50,6 +56,9 @@ impl Capability {
             Capability::Baseline | Capability::Types | Capability::Log => true,
             Capability::Config => section.grants.variables.is_some(),
             Capability::Crypto => section.grants.crypto,
+            Capability::Templates => section.grants.templates,
+            Capability::Session => section.grants.session,
+            Capability::Kv => section.grants.kv.as_ref().is_some_and(|k| !k.is_empty()),
         }
     }
 
@@ -58,6 +67,9 @@ impl Capability {
         match self {
             Capability::Config => "grants = { variables = [\"name\"] }",
             Capability::Crypto => "grants = { crypto = true }",
+            Capability::Templates => "grants = { templates = true }",
+            Capability::Session => "grants = { session = true }",
+            Capability::Kv => "grants = { kv = [\"name\"] }",
             _ => "",
         }
     }
@@ -176,6 +188,9 @@ pub fn classify(import: &str) -> Result<Capability, String> {
                 "log" => Ok(Capability::Log),
                 "config" => Ok(Capability::Config),
                 "crypto" => Ok(Capability::Crypto),
+                "templates" => Ok(Capability::Templates),
+                "session" => Ok(Capability::Session),
+                "kv" => Ok(Capability::Kv),
                 other => Err(format!(
                     "`flagon:app/{other}` is not implemented by this host"
                 )),
@@ -211,6 +226,9 @@ pub fn link(linker: &mut Linker<HostState>) -> Result<()> {
     flagon::log::add_to_linker::<_, HasSelf<_>>(l, |t| t)?;
     flagon::config::add_to_linker::<_, HasSelf<_>>(l, |t| t)?;
     flagon::crypto::add_to_linker::<_, HasSelf<_>>(l, |t| t)?;
+    flagon::templates::add_to_linker::<_, HasSelf<_>>(l, |t| t)?;
+    flagon::session::add_to_linker::<_, HasSelf<_>>(l, |t| t)?;
+    flagon::kv::add_to_linker::<_, HasSelf<_>>(l, |t| t)?;
     Ok(())
 }
 

@@ -195,6 +195,15 @@ fn check(path: &Path, options: &LoadOptions) -> Result<()> {
         if section.grants.crypto {
             granted.push("crypto".into());
         }
+        if section.grants.templates {
+            granted.push("templates".into());
+        }
+        if section.grants.session {
+            granted.push("session".into());
+        }
+        if let Some(k) = &section.grants.kv {
+            granted.push(format!("kv [{}]", k.join(", ")));
+        }
         let granted = granted.join(", ");
         println!("  granted: {granted}");
         match LoadedComponent::compile_and_check(
@@ -220,10 +229,32 @@ fn check(path: &Path, options: &LoadOptions) -> Result<()> {
                         "  unused grant: `variables` (the component does not import `flagon:app/config`)"
                     );
                 }
-                if section.grants.crypto && !uses(Capability::Crypto) {
-                    println!(
-                        "  unused grant: `crypto` (the component does not import `flagon:app/crypto`)"
-                    );
+                for (granted, cap, name, iface) in [
+                    (
+                        section.grants.crypto,
+                        Capability::Crypto,
+                        "crypto",
+                        "crypto",
+                    ),
+                    (
+                        section.grants.templates,
+                        Capability::Templates,
+                        "templates",
+                        "templates",
+                    ),
+                    (
+                        section.grants.session,
+                        Capability::Session,
+                        "session",
+                        "session",
+                    ),
+                    (section.grants.kv.is_some(), Capability::Kv, "kv", "kv"),
+                ] {
+                    if granted && !uses(cap) {
+                        println!(
+                            "  unused grant: `{name}` (the component does not import `flagon:app/{iface}`)"
+                        );
+                    }
                 }
                 println!("  ok");
             }

@@ -34,6 +34,17 @@ impl TestManifest {
         self.load_with(LoadOptions::default()).await
     }
 
+    /// A manifest with extra files (templates, static files, keys) beside it.
+    pub fn with_files(text: &str, files: &[(&str, &str)]) -> Self {
+        let m = Self::new(text);
+        for (path, contents) in files {
+            let p = m.dir.path().join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, contents).unwrap();
+        }
+        m
+    }
+
     /// `load` for tests that are not async.
     pub fn load_sync(&self) -> anyhow::Result<App> {
         tokio::runtime::Builder::new_current_thread()
@@ -67,8 +78,12 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(manifest_text: &str) -> Self {
-        let manifest = TestManifest::new(manifest_text);
-        let app = Arc::new(manifest.load().await.expect("test app loads"));
+        Self::serve(TestManifest::new(manifest_text), LoadOptions::default()).await
+    }
+
+    /// Serve `manifest` loaded with `options`.
+    pub async fn serve(manifest: TestManifest, options: LoadOptions) -> Self {
+        let app = Arc::new(manifest.load_with(options).await.expect("test app loads"));
         let server = Server::bind(app.clone(), "127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
@@ -167,7 +182,12 @@ pub async fn send(addr: SocketAddr, req: Req) -> Reply {
     let mut builder = http::Request::builder()
         .method(req.method.as_str())
         .uri(format!("http://{addr}{}", req.path));
-    if !req.http2 {
+    if !req.http2
+        && !req
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("host"))
+    {
         builder = builder.header("host", addr.to_string());
     }
     for (k, v) in &req.headers {

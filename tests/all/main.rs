@@ -8,6 +8,7 @@ mod harness;
 mod hostile;
 mod limits;
 mod routing;
+mod web;
 
 use flagon_test_artifacts as programs;
 
@@ -24,6 +25,7 @@ mod program_tests {
     pub(crate) use crate::grants as netprobe;
     pub(crate) use crate::hostile;
     pub(crate) use crate::routing as hello;
+    pub(crate) use crate::web;
 }
 
 flagon_test_artifacts::foreach_program!(assert_test_exists);

@@ -43,6 +43,8 @@ use bindings::flagon::app::types as wit;
 
 /// The HTTP method of a request.
 pub use wit::Method;
+/// A decoded form field, and a file uploaded in a multipart form.
+pub use wit::{FormField, UploadedFile};
 
 /// One incoming request, as the host parsed and routed it.
 #[derive(Debug, Clone)]
@@ -150,18 +152,65 @@ impl Request {
             .map_err(|e| Error::bad_request(format!("invalid JSON body: {e}")))
     }
 
-    /// Parse an `application/x-www-form-urlencoded` body into `T`.
+    /// Parse the text fields of a form (`application/x-www-form-urlencoded` or
+    /// `multipart/form-data`, decoded by the host) into `T`.
     ///
     /// Another `Content-Type` is a 415 error; a form that does not fit `T` is a 400 error.
     pub fn form<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        if self.content_type() != "application/x-www-form-urlencoded" {
+        let ct = self.content_type();
+        if ct != "application/x-www-form-urlencoded" && ct != "multipart/form-data" {
             return Err(Error::new(
                 415,
-                "expected a request body with `Content-Type: application/x-www-form-urlencoded`",
+                "expected a form body (`application/x-www-form-urlencoded` or `multipart/form-data`)",
             ));
         }
-        serde_urlencoded::from_bytes(&self.inner.body)
-            .map_err(|e| Error::bad_request(format!("invalid form body: {e}")))
+        let encoded = serde_urlencoded::to_string(
+            self.inner
+                .form
+                .iter()
+                .filter(|f| f.file.is_none())
+                .map(|f| (f.name.as_str(), f.value.as_str()))
+                .collect::<Vec<_>>(),
+        )
+        .map_err(|e| Error::internal(format!("cannot re-encode form: {e}")))?;
+        serde_urlencoded::from_str(&encoded)
+            .map_err(|e| Error::bad_request(format!("invalid form: {e}")))
+    }
+
+    /// The first text value of the form field `name`.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.inner
+            .form
+            .iter()
+            .find(|f| f.name == name && f.file.is_none())
+            .map(|f| f.value.as_str())
+    }
+
+    /// Every field of the form, in order (text fields and uploaded files).
+    pub fn form_fields(&self) -> &[FormField] {
+        &self.inner.form
+    }
+
+    /// The first file uploaded under the field `name`.
+    pub fn file(&self, name: &str) -> Option<&UploadedFile> {
+        self.inner
+            .form
+            .iter()
+            .filter(|f| f.name == name)
+            .find_map(|f| f.file.as_ref())
+    }
+
+    /// The value of the cookie `name` from the `Cookie` header. (The host's own session
+    /// cookie is read through [`session`], not here.)
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.inner
+            .headers
+            .iter()
+            .filter(|(k, _)| k == "cookie")
+            .flat_map(|(_, v)| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.trim_matches('"'))
     }
 
     /// The media type of the body, lowercase, without parameters (e.g. `application/json`).
@@ -453,6 +502,193 @@ pub mod crypto {
     /// Check an HMAC-SHA256 tag in constant time.
     pub fn hmac_sha256_verify(key: &[u8], message: &[u8], tag: &[u8]) -> bool {
         host::hmac_sha256_verify(key, message, tag)
+    }
+}
+
+/// The app's templates, rendered by the host with auto-escaping.
+///
+/// Using this module makes the component import `flagon:app/templates`; grant it with
+/// `grants = { templates = true }`.
+pub mod templates {
+    use serde::Serialize;
+
+    use crate::Error;
+    use crate::bindings::flagon::app::templates as host;
+
+    /// Render the template `name` (a path under the app's `templates/`) with `context`, which
+    /// must serialize to a JSON object. A failed render is a 500 (the host logs the template
+    /// and line, and answers 500 whatever the handler returns).
+    pub fn render<C: Serialize + ?Sized>(name: &str, context: &C) -> Result<String, Error> {
+        let json = serde_json::to_string(context)
+            .map_err(|e| Error::internal(format!("template context: {e}")))?;
+        host::render(name, &json).map_err(Error::internal)
+    }
+}
+
+impl Response {
+    /// Render the template `name` with `context` into a 200 response whose `Content-Type`
+    /// follows the template's extension (`.html` -> `text/html`, `.txt` -> `text/plain`, ...).
+    pub fn render<C: Serialize + ?Sized>(name: &str, context: &C) -> Result<Self, Error> {
+        let body = templates::render(name, context)?;
+        let ext = name
+            .trim_end_matches(".j2")
+            .trim_end_matches(".jinja")
+            .rsplit('.')
+            .next()
+            .unwrap_or("");
+        let ct = match ext {
+            "txt" | "text" => "text/plain; charset=utf-8",
+            "json" => "application/json",
+            "xml" => "application/xml; charset=utf-8",
+            "svg" => "image/svg+xml",
+            "css" => "text/css; charset=utf-8",
+            _ => "text/html; charset=utf-8",
+        };
+        Ok(Response::status(200)
+            .with_header("content-type", ct)
+            .with_body(body))
+    }
+}
+
+/// The visitor's session, kept by the host in an encrypted cookie.
+///
+/// Using this module makes the component import `flagon:app/session`; grant it with
+/// `grants = { session = true }`. Routes of such components get CSRF checks for unsafe methods:
+/// put `{{ csrf_token() }}` in a form field named `csrf_token`, or send an `X-CSRF-Token` header.
+pub mod session {
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+
+    use crate::Error;
+    use crate::bindings::flagon::app::session as host;
+
+    /// The value stored under `key`.
+    pub fn get(key: &str) -> Option<String> {
+        host::get(key)
+    }
+
+    /// The JSON value stored under `key` with [`set_json`], if it parses as `T`.
+    pub fn get_json<T: DeserializeOwned>(key: &str) -> Option<T> {
+        host::get(key).and_then(|v| serde_json::from_str(&v).ok())
+    }
+
+    /// Store `value` under `key`. Fails (500) if the session cookie would grow past its size
+    /// limit: keep an id in the session and the data in `kv` or a database.
+    pub fn set(key: &str, value: &str) -> Result<(), Error> {
+        host::set(key, value).map_err(Error::internal)
+    }
+
+    /// Store `value` as JSON under `key`.
+    pub fn set_json<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<(), Error> {
+        let json = serde_json::to_string(value).map_err(|e| Error::internal(e.to_string()))?;
+        set(key, &json)
+    }
+
+    /// Remove `key`; true when it was present.
+    pub fn remove(key: &str) -> bool {
+        host::remove(key)
+    }
+
+    /// Every key in the session.
+    pub fn keys() -> Vec<String> {
+        host::keys()
+    }
+
+    /// Empty the session (log out).
+    pub fn clear() {
+        host::clear()
+    }
+
+    /// New CSRF secret and lifetime, same values: call it when privileges change (log in).
+    pub fn rotate() {
+        host::rotate()
+    }
+
+    /// Queue a message for the next page (`get_flashed_messages()` in templates).
+    pub fn flash(category: &str, message: &str) -> Result<(), Error> {
+        host::flash(category, message).map_err(Error::internal)
+    }
+
+    /// Take the queued (category, message) pairs.
+    pub fn take_flashes() -> Vec<(String, String)> {
+        host::take_flashes()
+    }
+
+    /// A CSRF token for this session, for a form field `csrf_token` or an `X-CSRF-Token`
+    /// header.
+    pub fn csrf_token() -> String {
+        host::csrf_token()
+    }
+}
+
+/// Named key-value stores (`[kv.<name>]` in the manifest).
+///
+/// Using this module makes the component import `flagon:app/kv`; grant stores with
+/// `grants = { kv = ["cache"] }`.
+pub mod kv {
+    use std::time::Duration;
+
+    use crate::Error;
+    use crate::bindings::flagon::app::kv as host;
+
+    /// A handle on the store `name`; every call fails if it was not granted.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Store<'a> {
+        name: &'a str,
+    }
+
+    /// The store `name`.
+    pub fn store(name: &str) -> Store<'_> {
+        Store { name }
+    }
+
+    impl Store<'_> {
+        pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+            host::get(self.name, key).map_err(Error::internal)
+        }
+
+        /// The value as UTF-8 text (a 500 error if it is not).
+        pub fn get_string(&self, key: &str) -> Result<Option<String>, Error> {
+            match self.get(key)? {
+                None => Ok(None),
+                Some(v) => String::from_utf8(v)
+                    .map(Some)
+                    .map_err(|_| Error::internal(format!("value of `{key}` is not UTF-8"))),
+            }
+        }
+
+        pub fn set(&self, key: &str, value: impl AsRef<[u8]>) -> Result<(), Error> {
+            host::set(self.name, key, value.as_ref(), None).map_err(Error::internal)
+        }
+
+        /// Store a value that expires after `ttl`.
+        pub fn set_with_ttl(
+            &self,
+            key: &str,
+            value: impl AsRef<[u8]>,
+            ttl: Duration,
+        ) -> Result<(), Error> {
+            let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+            host::set(self.name, key, value.as_ref(), Some(ms)).map_err(Error::internal)
+        }
+
+        pub fn delete(&self, key: &str) -> Result<bool, Error> {
+            host::delete(self.name, key).map_err(Error::internal)
+        }
+
+        pub fn exists(&self, key: &str) -> Result<bool, Error> {
+            host::exists(self.name, key).map_err(Error::internal)
+        }
+
+        /// Add `delta` to the integer under `key` (missing counts as 0); returns the sum.
+        pub fn increment(&self, key: &str, delta: i64) -> Result<i64, Error> {
+            host::increment(self.name, key, delta).map_err(Error::internal)
+        }
+
+        /// Keys starting with `prefix`, sorted (at most 1000).
+        pub fn keys(&self, prefix: &str) -> Result<Vec<String>, Error> {
+            host::list_keys(self.name, prefix).map_err(Error::internal)
+        }
     }
 }
 
