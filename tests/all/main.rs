@@ -1,6 +1,7 @@
 //! Integration tests: real HTTP over a socket to a real host serving real components built from
 //! `tests/programs` (see `tests/artifacts/build.rs`).
 
+mod browser;
 mod cli;
 mod example;
 mod grants;

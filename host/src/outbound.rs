@@ -1,0 +1,1174 @@
+//! Outbound HTTP for guests, limited to the origins their manifest grants.
+//!
+//! A guest that can make HTTP requests from inside the server's network is the classic setting
+//! for server-side request forgery (SSRF): a request to `http://169.254.169.254/` reads cloud
+//! credentials, one to `http://127.0.0.1:6379/` talks to the local Redis. So the default is to
+//! deny, and every request, including every redirect hop, passes these checks:
+//!
+//! 1. The URL is parsed with the `url` crate, which implements the WHATWG URL standard that
+//!    browsers use. Alternative spellings of the same host (`http://2130706433/`,
+//!    `http://0x7f.1/`, `http://[::ffff:127.0.0.1]/`, upper case, Unicode) are normalised before
+//!    anything is compared, so no spelling reaches a host the allow-list did not name. URLs with
+//!    credentials (`https://api.example.com@evil.com`) are refused outright because they exist
+//!    mostly to fool the reader of a URL.
+//! 2. The normalised scheme, host and port must match an [`AllowedOrigin`]. IP addresses match
+//!    only an entry with exactly that (canonical) address; wildcards match names only.
+//! 3. The connector resolves the host name itself, refuses the request when any resolved address
+//!    is not public (loopback, private, link-local including cloud metadata, CGNAT, unique-local,
+//!    multicast, documentation and the IPv4-in-IPv6 forms of these), and connects to the checked
+//!    addresses. There is no second lookup, so DNS rebinding cannot swap the address between
+//!    check and use. An origin granted as an IP literal (`http://127.0.0.1:8081`) or through
+//!    [`AllowedOrigin::parse_with_private`] skips this check: the operator asked for it.
+//! 4. Redirects are followed by this module, not by the HTTP client, so that each `location`
+//!    goes through steps 1 to 3 again.
+//!
+//! Requests use HTTP/1.1 only (also over TLS, where ALPN offers only `http/1.1`): one protocol
+//! keeps the framing rules that the header checks rely on simple, and guest calls to APIs do not
+//! need multiplexing. TLS uses rustls with the `ring` provider and the Mozilla trust anchors
+//! from `webpki-roots`, so certificate checks do not depend on the machine's CA store.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
+use url::{Host, Url};
+
+/// Default for [`OutboundPolicy::timeout`]: long enough for a slow API, short enough that a
+/// stuck upstream does not hold a guest instance for long.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default for [`OutboundPolicy::max_response_bytes`]; the body is buffered in host memory.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 10 * 1024 * 1024;
+/// Default for [`OutboundPolicy::max_request_bytes`].
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
+/// Default for [`OutboundPolicy::max_redirects`].
+pub const DEFAULT_MAX_REDIRECTS: usize = 5;
+
+/// How long an idle pooled connection is kept; upstreams commonly close theirs after 60 s or so.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle connections kept per origin, so that one app cannot hold many sockets open.
+const POOL_MAX_IDLE_PER_HOST: usize = 8;
+
+/// Request headers a guest may not set. The host owns framing (`content-length`,
+/// `transfer-encoding`), routing (`host`) and connection management (the hop-by-hop headers);
+/// letting a guest set them would enable request smuggling or confuse the connection pool.
+/// `proxy-*` headers are refused by prefix in [`validate_headers`].
+const FORBIDDEN_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "expect",
+    "http2-settings",
+];
+
+/// Headers that describe a request body; dropped with the body when a redirect turns the request
+/// into a `GET` (as the Fetch standard does).
+const BODY_HEADERS: &[HeaderName] = &[
+    header::CONTENT_TYPE,
+    header::CONTENT_ENCODING,
+    header::CONTENT_LANGUAGE,
+    header::CONTENT_LOCATION,
+];
+
+/// An outbound request failure. Every variant is safe to show to the guest: none contains a
+/// request URL's path or query (which may carry tokens) or a header value.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum OutboundError {
+    /// An `outbound` grant in the manifest is malformed; `reason` says how to write it.
+    #[error("invalid outbound origin `{origin}`: {reason}")]
+    InvalidOrigin { origin: String, reason: String },
+    /// The request (or redirect) URL cannot be used.
+    #[error("invalid outbound url: {0}")]
+    InvalidUrl(String),
+    /// No grant matches the origin (`scheme://host:port`) of the request or of a redirect.
+    #[error("outbound request to `{origin}` is not allowed: no `outbound` grant matches it")]
+    NotAllowed { origin: String },
+    /// The host resolved to an address that is not public, and its grant does not opt in.
+    #[error(
+        "outbound request to `{host}` refused: it resolves to `{ip}`, which is not a public \
+         address (grant the IP literal, or grant the origin with private addresses allowed)"
+    )]
+    PrivateAddress { host: String, ip: IpAddr },
+    /// The guest tried to set a header the host manages.
+    #[error("request header `{name}` is managed by the host and may not be set")]
+    ForbiddenHeader { name: String },
+    /// A header name is not an HTTP token. The name is shown escaped.
+    #[error("invalid request header name `{name}`: use letters, digits and ``!#$%&'*+-.^_`|~``")]
+    InvalidHeaderName { name: String },
+    /// A header value contains CR, LF, NUL or another control character.
+    #[error("invalid value for request header `{name}`: control characters such as CR and LF are not allowed")]
+    InvalidHeaderValue { name: String },
+    /// The method cannot be used for outbound requests.
+    #[error("method `{method}` is not allowed for outbound requests")]
+    MethodNotAllowed { method: String },
+    /// The request body exceeds [`OutboundPolicy::max_request_bytes`].
+    #[error("request body is larger than the limit of {max} bytes")]
+    RequestTooLarge { max: usize },
+    /// The response body exceeds [`OutboundPolicy::max_response_bytes`].
+    #[error("response body is larger than the limit of {max} bytes")]
+    TooLarge { max: usize },
+    /// The request was redirected more than [`OutboundPolicy::max_redirects`] times.
+    #[error("too many redirects (the limit is {max})")]
+    TooManyRedirects { max: usize },
+    /// The whole exchange, redirects included, took longer than [`OutboundPolicy::timeout`].
+    #[error("outbound request timed out")]
+    Timeout,
+    /// Name resolution or the TCP connection failed.
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    /// TLS setup or the handshake (including certificate verification) failed.
+    #[error("tls error: {0}")]
+    Tls(String),
+    /// The HTTP exchange failed after connecting.
+    #[error("http error: {0}")]
+    Http(String),
+}
+
+/// The scheme of an allowed origin or request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    fn from_url_scheme(scheme: &str) -> Option<Self> {
+        match scheme {
+            "http" => Some(Self::Http),
+            "https" => Some(Self::Https),
+            _ => None,
+        }
+    }
+
+    /// The scheme as written in URLs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Https => "https",
+        }
+    }
+
+    /// The port used when a URL names none.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Self::Http => 80,
+            Self::Https => 443,
+        }
+    }
+}
+
+/// The host part of an [`AllowedOrigin`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum HostPattern {
+    /// Exactly this (lowercase, ASCII) host name.
+    Exact(String),
+    /// Any proper subdomain of this name, written `*.example.org`. The name itself does not
+    /// match: granting subdomains of a service should not silently include its apex.
+    Subdomains(String),
+    /// Exactly this IP address.
+    Ip(IpAddr),
+}
+
+impl HostPattern {
+    fn matches(&self, host: &TargetHost) -> bool {
+        match (self, host) {
+            (Self::Exact(name), TargetHost::Domain(d)) => name == d,
+            (Self::Subdomains(base), TargetHost::Domain(d)) => d
+                .strip_suffix(base.as_str())
+                .and_then(|prefix| prefix.strip_suffix('.'))
+                .is_some_and(|label| !label.is_empty()),
+            (Self::Ip(ip), TargetHost::Ip(t)) => ip == t,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Exact(name) => f.write_str(name),
+            Self::Subdomains(base) => write!(f, "*.{base}"),
+            Self::Ip(IpAddr::V4(ip)) => write!(f, "{ip}"),
+            Self::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]"),
+        }
+    }
+}
+
+/// One origin a guest may call: scheme, host pattern and port.
+///
+/// Written `scheme://host[:port]` in the manifest; see [`AllowedOrigin::parse`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AllowedOrigin {
+    scheme: Scheme,
+    host: HostPattern,
+    port: u16,
+    allow_private: bool,
+}
+
+impl AllowedOrigin {
+    /// Parses `scheme://host[:port]`, for example `https://api.example.com`,
+    /// `https://*.example.org` or `http://127.0.0.1:8081`.
+    ///
+    /// Only the canonical spelling is accepted (lowercase, ASCII/punycode, dotted-quad IPv4,
+    /// compressed `[v6]`), so that what the operator reads in the manifest is exactly what is
+    /// compared; the error names the canonical form. A single trailing `/` is tolerated; any
+    /// other path, a query, a fragment or user info is refused. The port defaults to the
+    /// scheme's.
+    ///
+    /// Names granted this way may only reach public addresses. An IP literal is an explicit
+    /// choice of address, so it may be private (`http://127.0.0.1:8081` reaches exactly
+    /// 127.0.0.1).
+    pub fn parse(s: &str) -> Result<Self, OutboundError> {
+        Self::parse_inner(s, false)
+    }
+
+    /// Like [`AllowedOrigin::parse`], but the host may resolve to private, loopback or other
+    /// non-public addresses. For operators granting an internal service by name
+    /// (`http://billing.internal:8080`); never derive this from guest input.
+    pub fn parse_with_private(s: &str) -> Result<Self, OutboundError> {
+        Self::parse_inner(s, true)
+    }
+
+    /// The scheme.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// The host pattern.
+    pub fn host(&self) -> &HostPattern {
+        &self.host
+    }
+
+    /// The port, explicit or the scheme's default.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Whether the host may resolve to non-public addresses.
+    pub fn allow_private(&self) -> bool {
+        self.allow_private
+    }
+
+    fn matches(&self, target: &Target) -> bool {
+        self.scheme == target.scheme && self.port == target.port && self.host.matches(&target.host)
+    }
+
+    fn parse_inner(s: &str, allow_private: bool) -> Result<Self, OutboundError> {
+        let invalid = |reason: String| OutboundError::InvalidOrigin {
+            origin: s.to_owned(),
+            reason,
+        };
+        let Some((scheme, rest)) = s.split_once("://") else {
+            return Err(invalid(
+                "write it as `scheme://host[:port]`, for example `https://api.example.com`".into(),
+            ));
+        };
+        let scheme = match Scheme::from_url_scheme(scheme) {
+            Some(scheme) => scheme,
+            None if Scheme::from_url_scheme(&scheme.to_ascii_lowercase()).is_some() => {
+                return Err(invalid(format!(
+                    "write the scheme in lowercase, `{}`",
+                    scheme.to_ascii_lowercase()
+                )));
+            }
+            None => {
+                return Err(invalid(format!(
+                    "the scheme must be `http` or `https`, not `{scheme}`"
+                )));
+            }
+        };
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.contains('@') {
+            return Err(invalid(
+                "remove the user info (`user@`); an origin carries no credentials".into(),
+            ));
+        }
+        if authority.contains(['/', '?', '#']) {
+            return Err(invalid(
+                "remove the path, query and fragment; grant an origin, `scheme://host[:port]`"
+                    .into(),
+            ));
+        }
+        let (host, port) = split_host_port(authority).ok_or_else(|| {
+            invalid("write the host and port as `host:port`, or `[v6 address]:port`".into())
+        })?;
+        let port = match port {
+            None => scheme.default_port(),
+            Some(p) => parse_port(p).ok_or_else(|| {
+                invalid(format!(
+                    "the port `{p}` is not a number from 1 to 65535; omit it for the default"
+                ))
+            })?,
+        };
+        if host.is_empty() {
+            return Err(invalid("the host is missing".into()));
+        }
+
+        let (host, ip_literal) = if let Some(base) = host.strip_prefix("*.") {
+            match canonical_host(scheme, base).map_err(invalid)? {
+                HostPattern::Exact(name) => (HostPattern::Subdomains(name), false),
+                _ => {
+                    return Err(invalid(
+                        "a wildcard covers subdomains of a name, not of an IP address".into(),
+                    ));
+                }
+            }
+        } else if host.contains('*') {
+            return Err(invalid(
+                "a wildcard is written `*.example.org` and matches its subdomains only; \
+                 a bare `*` or a `*` inside a name is not allowed"
+                    .into(),
+            ));
+        } else {
+            let pattern = canonical_host(scheme, host).map_err(invalid)?;
+            let ip_literal = matches!(pattern, HostPattern::Ip(_));
+            (pattern, ip_literal)
+        };
+        Ok(Self {
+            scheme,
+            host,
+            port,
+            allow_private: allow_private || ip_literal,
+        })
+    }
+}
+
+impl fmt::Display for AllowedOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}", self.scheme.as_str(), self.host)?;
+        if self.port != self.scheme.default_port() {
+            write!(f, ":{}", self.port)?;
+        }
+        Ok(())
+    }
+}
+
+/// Splits `host[:port]` or `[v6][:port]`; `None` when the brackets or colons are misplaced.
+fn split_host_port(authority: &str) -> Option<(&str, Option<&str>)> {
+    if authority.starts_with('[') {
+        let end = authority.find(']')?;
+        let (host, after) = authority.split_at(end + 1);
+        match after {
+            "" => Some((host, None)),
+            _ => after.strip_prefix(':').map(|port| (host, Some(port))),
+        }
+    } else {
+        match authority.split_once(':') {
+            None => Some((authority, None)),
+            Some((_, port)) if port.contains(':') => None,
+            Some((host, port)) => Some((host, Some(port))),
+        }
+    }
+}
+
+fn parse_port(s: &str) -> Option<u16> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse::<u16>().ok().filter(|&p| p != 0)
+}
+
+/// Normalises `host` the way request URLs are normalised and insists that it was already
+/// written that way; the error tells the operator the canonical spelling.
+fn canonical_host(scheme: Scheme, host: &str) -> Result<HostPattern, String> {
+    let url = Url::parse(&format!("{}://{host}/", scheme.as_str()))
+        .map_err(|e| format!("the host `{host}` is not valid: {e}"))?;
+    match url.host() {
+        Some(Host::Domain(name)) => {
+            if name != host {
+                return Err(format!(
+                    "write the host in lowercase ASCII (punycode for international names), as `{name}`"
+                ));
+            }
+            if name.ends_with('.') {
+                return Err(format!(
+                    "remove the trailing dot: `{}`",
+                    name.trim_end_matches('.')
+                ));
+            }
+            if name.split('.').any(str::is_empty) {
+                return Err(format!("the host `{host}` has an empty label"));
+            }
+            Ok(HostPattern::Exact(name.to_owned()))
+        }
+        Some(Host::Ipv4(ip)) => {
+            if ip.to_string() != host {
+                return Err(format!(
+                    "write the IPv4 address in dotted-quad form, as `{ip}`"
+                ));
+            }
+            Ok(HostPattern::Ip(IpAddr::V4(ip)))
+        }
+        Some(Host::Ipv6(ip)) => {
+            let canonical = url.host_str().unwrap_or_default();
+            if canonical != host {
+                return Err(format!(
+                    "write the IPv6 address in brackets and compressed lowercase form, as `{canonical}`"
+                ));
+            }
+            Ok(HostPattern::Ip(IpAddr::V6(ip)))
+        }
+        None => Err("the host is missing".into()),
+    }
+}
+
+/// What a guest may do with outbound HTTP: the granted origins and the limits. The default
+/// grants nothing.
+#[derive(Clone, Debug)]
+pub struct OutboundPolicy {
+    allowed: Vec<AllowedOrigin>,
+    timeout: Duration,
+    max_response_bytes: usize,
+    max_redirects: usize,
+    max_request_bytes: usize,
+}
+
+impl Default for OutboundPolicy {
+    fn default() -> Self {
+        Self::new(Vec::new())
+    }
+}
+
+impl OutboundPolicy {
+    /// A policy allowing `allowed`, with the default limits.
+    pub fn new(allowed: Vec<AllowedOrigin>) -> Self {
+        Self {
+            allowed,
+            timeout: DEFAULT_TIMEOUT,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_redirects: DEFAULT_MAX_REDIRECTS,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+        }
+    }
+
+    /// A policy from manifest grant strings, each parsed with [`AllowedOrigin::parse`].
+    pub fn from_grants<S: AsRef<str>>(grants: &[S]) -> Result<Self, OutboundError> {
+        let allowed = grants
+            .iter()
+            .map(|g| AllowedOrigin::parse(g.as_ref()))
+            .collect::<Result<_, _>>()?;
+        Ok(Self::new(allowed))
+    }
+
+    /// Sets the total time limit: resolving, connecting, TLS, sending, every redirect and
+    /// reading the body.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets the largest response body read into memory.
+    pub fn with_max_response_bytes(mut self, max: usize) -> Self {
+        self.max_response_bytes = max;
+        self
+    }
+
+    /// Sets how many redirects are followed; with 0, any redirect is an error.
+    pub fn with_max_redirects(mut self, max: usize) -> Self {
+        self.max_redirects = max;
+        self
+    }
+
+    /// Sets the largest request body a guest may send.
+    pub fn with_max_request_bytes(mut self, max: usize) -> Self {
+        self.max_request_bytes = max;
+        self
+    }
+
+    /// The granted origins.
+    pub fn allowed(&self) -> &[AllowedOrigin] {
+        &self.allowed
+    }
+
+    /// The total time limit.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The response body limit in bytes.
+    pub fn max_response_bytes(&self) -> usize {
+        self.max_response_bytes
+    }
+
+    /// The redirect limit.
+    pub fn max_redirects(&self) -> usize {
+        self.max_redirects
+    }
+
+    /// The request body limit in bytes.
+    pub fn max_request_bytes(&self) -> usize {
+        self.max_request_bytes
+    }
+
+    /// Whether the target matches a grant, and if so whether any matching grant allows private
+    /// addresses. `None` when nothing matches.
+    fn check(&self, target: &Target) -> Option<bool> {
+        self.allowed
+            .iter()
+            .filter(|o| o.matches(target))
+            .fold(None, |acc, o| Some(acc.unwrap_or(false) || o.allow_private))
+    }
+}
+
+/// A request from a guest.
+#[derive(Clone)]
+pub struct OutboundRequest {
+    pub method: Method,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Shows the method, the header names and the body length only: the URL's query and the header
+/// values often carry credentials.
+impl fmt::Debug for OutboundRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutboundRequest")
+            .field("method", &self.method)
+            .field(
+                "headers",
+                &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field("body_len", &self.body.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The final response, after redirects. Header values that are not UTF-8 are converted lossily.
+#[derive(Clone, Debug)]
+pub struct OutboundResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+type HttpClient = Client<GuardedConnector, Full<Bytes>>;
+
+/// The outbound HTTP client of one app; cheap to clone, and meant to be shared by all of the
+/// app's instances so that connections are pooled.
+///
+/// It holds two pools: one whose connector refuses non-public addresses, and one whose
+/// connector does not, used only for origins granted with private addresses allowed. Keeping
+/// them apart means a connection opened under the relaxed rule is never reused for a request
+/// that should have been checked.
+#[derive(Clone)]
+pub struct OutboundClient {
+    public_only: HttpClient,
+    with_private: HttpClient,
+}
+
+impl fmt::Debug for OutboundClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutboundClient").finish_non_exhaustive()
+    }
+}
+
+impl OutboundClient {
+    /// Builds the TLS configuration and the two connection pools. Must be called inside a Tokio
+    /// runtime only when sending, not when building.
+    pub fn new() -> Result<Self, OutboundError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let roots = RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        let mut config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| OutboundError::Tls(format!("cannot configure tls: {e}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let tls = TlsConnector::from(Arc::new(config));
+
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
+            .set_host(false);
+        Ok(Self {
+            public_only: builder.build(GuardedConnector {
+                tls: tls.clone(),
+                allow_private: false,
+            }),
+            with_private: builder.build(GuardedConnector {
+                tls,
+                allow_private: true,
+            }),
+        })
+    }
+
+    /// Sends `req` if `policy` allows it, following redirects that the policy also allows, and
+    /// returns the final response with its body read into memory.
+    pub async fn send(
+        &self,
+        policy: &OutboundPolicy,
+        req: OutboundRequest,
+    ) -> Result<OutboundResponse, OutboundError> {
+        if req.method == Method::CONNECT {
+            return Err(OutboundError::MethodNotAllowed {
+                method: req.method.to_string(),
+            });
+        }
+        if req.body.len() > policy.max_request_bytes {
+            return Err(OutboundError::RequestTooLarge {
+                max: policy.max_request_bytes,
+            });
+        }
+        let headers = validate_headers(&req.headers)?;
+        let url = normalise_url(
+            Url::parse(&req.url).map_err(|e| OutboundError::InvalidUrl(e.to_string()))?,
+        )?;
+        let exchange = self.exchange(policy, req.method, url, headers, Bytes::from(req.body));
+        tokio::time::timeout(policy.timeout, exchange)
+            .await
+            .unwrap_or(Err(OutboundError::Timeout))
+    }
+
+    /// The request and its redirects, without the overall timeout.
+    async fn exchange(
+        &self,
+        policy: &OutboundPolicy,
+        mut method: Method,
+        mut url: Url,
+        mut headers: HeaderMap,
+        mut body: Bytes,
+    ) -> Result<OutboundResponse, OutboundError> {
+        let mut redirects = 0;
+        loop {
+            let target = Target::of(&url)?;
+            let allow_private = policy.check(&target).ok_or_else(|| OutboundError::NotAllowed {
+                origin: target.to_string(),
+            })?;
+            let client = if allow_private {
+                &self.with_private
+            } else {
+                &self.public_only
+            };
+
+            let uri: Uri = url
+                .as_str()
+                .parse()
+                .map_err(|e| OutboundError::InvalidUrl(format!("the url cannot be sent: {e}")))?;
+            let mut request = Request::new(Full::new(body.clone()));
+            *request.method_mut() = method.clone();
+            *request.uri_mut() = uri;
+            *request.headers_mut() = headers.clone();
+            request
+                .headers_mut()
+                .insert(header::HOST, target.host_header()?);
+            let response = client.request(request).await.map_err(client_error)?;
+
+            let status = response.status();
+            let Some(location) = redirect_location(&response) else {
+                return read_response(response, policy.max_response_bytes).await;
+            };
+            if redirects >= policy.max_redirects {
+                return Err(OutboundError::TooManyRedirects {
+                    max: policy.max_redirects,
+                });
+            }
+            redirects += 1;
+            let location = std::str::from_utf8(location.as_bytes()).map_err(|_| {
+                OutboundError::InvalidUrl("the redirect `location` is not valid UTF-8".into())
+            })?;
+            let next = normalise_url(url.join(location).map_err(|e| {
+                OutboundError::InvalidUrl(format!("the redirect `location` is invalid: {e}"))
+            })?)?;
+            // The body of a redirect is not needed; dropping it closes that connection rather
+            // than reading an unbounded body just to reuse it.
+            drop(response);
+
+            let to_get = status == StatusCode::SEE_OTHER && method != Method::HEAD
+                || matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND)
+                    && method == Method::POST;
+            if to_get {
+                method = Method::GET;
+                body = Bytes::new();
+                for name in BODY_HEADERS {
+                    headers.remove(name);
+                }
+            }
+            // Credentials meant for one origin must not leak to another, even an allowed one.
+            if Target::of(&next)? != target {
+                headers.remove(header::AUTHORIZATION);
+                headers.remove(header::COOKIE);
+            }
+            url = next;
+        }
+    }
+}
+
+/// The `location` of a response that is a redirect this module follows.
+fn redirect_location(response: &Response<Incoming>) -> Option<HeaderValue> {
+    match response.status() {
+        StatusCode::MOVED_PERMANENTLY
+        | StatusCode::FOUND
+        | StatusCode::SEE_OTHER
+        | StatusCode::TEMPORARY_REDIRECT
+        | StatusCode::PERMANENT_REDIRECT => response.headers().get(header::LOCATION).cloned(),
+        _ => None,
+    }
+}
+
+/// Reads the body, refusing it as soon as it is known to exceed `max` bytes.
+async fn read_response(
+    response: Response<Incoming>,
+    max: usize,
+) -> Result<OutboundResponse, OutboundError> {
+    let (parts, mut body) = response.into_parts();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max as u64) {
+        return Err(OutboundError::TooLarge { max });
+    }
+    let capacity = declared.map_or(0, |len| usize::try_from(len).unwrap_or(max).min(max));
+    let mut buf = Vec::with_capacity(capacity);
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| OutboundError::Http(format!("reading the body: {}", chain(&e))))?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len().saturating_add(data.len()) > max {
+                return Err(OutboundError::TooLarge { max });
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    Ok(OutboundResponse {
+        status: parts.status.as_u16(),
+        headers,
+        body: buf,
+    })
+}
+
+/// Checks the guest's headers and converts them; see [`FORBIDDEN_HEADERS`].
+fn validate_headers(headers: &[(String, String)]) -> Result<HeaderMap, OutboundError> {
+    let mut map = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        // `from_bytes` lowercases, so the forbidden-list comparison is case-insensitive.
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            OutboundError::InvalidHeaderName {
+                name: name.escape_debug().to_string(),
+            }
+        })?;
+        if FORBIDDEN_HEADERS.contains(&name.as_str()) || name.as_str().starts_with("proxy-") {
+            return Err(OutboundError::ForbiddenHeader {
+                name: name.as_str().to_owned(),
+            });
+        }
+        let value = HeaderValue::from_bytes(value.as_bytes()).map_err(|_| {
+            OutboundError::InvalidHeaderValue {
+                name: name.as_str().to_owned(),
+            }
+        })?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+/// Applies the URL rules that do not depend on the policy: scheme, no credentials, a host, no
+/// fragment, no trailing dot on the host.
+fn normalise_url(mut url: Url) -> Result<Url, OutboundError> {
+    if Scheme::from_url_scheme(url.scheme()).is_none() {
+        return Err(OutboundError::InvalidUrl(format!(
+            "the scheme `{}` is not allowed; use `http` or `https`",
+            url.scheme()
+        )));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(OutboundError::InvalidUrl(
+            "urls with user info (`user@` or `user:password@`) are not allowed; send credentials \
+             in a header"
+                .into(),
+        ));
+    }
+    url.set_fragment(None);
+    // `example.com.` and `example.com` are the same name to DNS; compare and connect without
+    // the dot so that grants and certificates match.
+    if let Some(Host::Domain(name)) = url.host()
+        && let Some(stripped) = name.strip_suffix('.')
+    {
+        let stripped = stripped.to_owned();
+        if stripped.is_empty() || stripped.ends_with('.') {
+            return Err(OutboundError::InvalidUrl("the host is not valid".into()));
+        }
+        url.set_host(Some(&stripped))
+            .map_err(|e| OutboundError::InvalidUrl(e.to_string()))?;
+    }
+    match url.host() {
+        None => Err(OutboundError::InvalidUrl("the url has no host".into())),
+        Some(Host::Domain("")) => Err(OutboundError::InvalidUrl("the host is empty".into())),
+        Some(_) => Ok(url),
+    }
+}
+
+/// The normalised origin of a request URL, as compared against the grants.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Target {
+    scheme: Scheme,
+    host: TargetHost,
+    port: u16,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum TargetHost {
+    Domain(String),
+    Ip(IpAddr),
+}
+
+impl Target {
+    /// The origin of a URL that passed [`normalise_url`].
+    fn of(url: &Url) -> Result<Self, OutboundError> {
+        let scheme = Scheme::from_url_scheme(url.scheme()).ok_or_else(|| {
+            OutboundError::InvalidUrl(format!("the scheme `{}` is not allowed", url.scheme()))
+        })?;
+        let host = match url.host() {
+            Some(Host::Domain(name)) => TargetHost::Domain(name.to_owned()),
+            Some(Host::Ipv4(ip)) => TargetHost::Ip(IpAddr::V4(ip)),
+            Some(Host::Ipv6(ip)) => TargetHost::Ip(IpAddr::V6(ip)),
+            None => return Err(OutboundError::InvalidUrl("the url has no host".into())),
+        };
+        let port = url.port().unwrap_or(scheme.default_port());
+        Ok(Self { scheme, host, port })
+    }
+
+    /// The `host` header: the host, and the port when it is not the scheme's default.
+    fn host_header(&self) -> Result<HeaderValue, OutboundError> {
+        let host = match &self.host {
+            TargetHost::Domain(name) => name.clone(),
+            TargetHost::Ip(IpAddr::V4(ip)) => ip.to_string(),
+            TargetHost::Ip(IpAddr::V6(ip)) => format!("[{ip}]"),
+        };
+        let value = if self.port == self.scheme.default_port() {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        };
+        HeaderValue::try_from(value)
+            .map_err(|_| OutboundError::InvalidUrl("the host cannot be sent in a header".into()))
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let host = match &self.host {
+            TargetHost::Domain(name) => HostPattern::Exact(name.clone()),
+            TargetHost::Ip(ip) => HostPattern::Ip(*ip),
+        };
+        write!(f, "{}://{host}:{}", self.scheme.as_str(), self.port)
+    }
+}
+
+/// Maps a client error, recovering the [`OutboundError`] the connector returned, if any.
+fn client_error(err: hyper_util::client::legacy::Error) -> OutboundError {
+    let mut source: Option<&(dyn StdError + 'static)> = Some(&err);
+    while let Some(e) = source {
+        if let Some(outbound) = e.downcast_ref::<OutboundError>() {
+            return outbound.clone();
+        }
+        source = e.source();
+    }
+    if err.is_connect() {
+        OutboundError::Connect(chain(&err))
+    } else {
+        OutboundError::Http(chain(&err))
+    }
+}
+
+/// An error and its sources, joined with `: `.
+fn chain(err: &(dyn StdError + 'static)) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        message.push_str(": ");
+        message.push_str(&e.to_string());
+        source = e.source();
+    }
+    message
+}
+
+/// Resolves, checks and connects; the only place where addresses are looked up, so the address
+/// that was checked is the one used.
+#[derive(Clone)]
+struct GuardedConnector {
+    tls: TlsConnector,
+    allow_private: bool,
+}
+
+impl tower_service::Service<Uri> for GuardedConnector {
+    type Response = TokioIo<Stream>;
+    type Error = OutboundError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, OutboundError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { this.connect(uri).await.map(TokioIo::new) })
+    }
+}
+
+impl GuardedConnector {
+    async fn connect(self, uri: Uri) -> Result<Stream, OutboundError> {
+        let scheme = uri
+            .scheme_str()
+            .and_then(Scheme::from_url_scheme)
+            .ok_or_else(|| OutboundError::Connect("the url has no `http` or `https` scheme".into()))?;
+        let host = uri
+            .host()
+            .ok_or_else(|| OutboundError::Connect("the url has no host".into()))?;
+        let port = uri.port_u16().unwrap_or(scheme.default_port());
+
+        let ip_literal = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            Some(v6) => Some(IpAddr::V6(v6.parse::<Ipv6Addr>().map_err(|_| {
+                OutboundError::Connect(format!("`{host}` is not a valid IPv6 address"))
+            })?)),
+            None => host.parse::<Ipv4Addr>().ok().map(IpAddr::V4),
+        };
+        let addrs: Vec<SocketAddr> = match ip_literal {
+            Some(ip) => vec![SocketAddr::new(ip, port)],
+            None => tokio::net::lookup_host((host, port))
+                .await
+                .map_err(|e| OutboundError::Connect(format!("cannot resolve `{host}`: {e}")))?
+                .collect(),
+        };
+        if addrs.is_empty() {
+            return Err(OutboundError::Connect(format!(
+                "`{host}` did not resolve to any address"
+            )));
+        }
+        if !self.allow_private {
+            check_addresses(host, &addrs)?;
+        }
+
+        let tcp = connect_any(host, &addrs).await?;
+        match scheme {
+            Scheme::Http => Ok(Stream::Plain(tcp)),
+            Scheme::Https => {
+                let server_name = match ip_literal {
+                    Some(ip) => ServerName::IpAddress(ip.into()),
+                    None => ServerName::try_from(host.to_owned()).map_err(|e| {
+                        OutboundError::Tls(format!("`{host}` is not a valid tls server name: {e}"))
+                    })?,
+                };
+                let tls = self.tls.connect(server_name, tcp).await.map_err(|e| {
+                    OutboundError::Tls(format!("handshake with `{host}` failed: {}", chain(&e)))
+                })?;
+                Ok(Stream::Tls(Box::new(tls)))
+            }
+        }
+    }
+}
+
+/// Tries the addresses in resolver order; the overall timeout bounds the attempts.
+async fn connect_any(host: &str, addrs: &[SocketAddr]) -> Result<TcpStream, OutboundError> {
+    let mut last_error = None;
+    for addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(tcp) => {
+                // Requests are written in one go; Nagle would only add latency.
+                let _ = tcp.set_nodelay(true);
+                return Ok(tcp);
+            }
+            Err(e) => last_error = Some(e),
+        }
+    }
+    let reason = last_error.map_or_else(|| "no address".to_owned(), |e| e.to_string());
+    Err(OutboundError::Connect(format!("`{host}`: {reason}")))
+}
+
+/// Refuses the whole resolution if any address is not public: with several addresses the
+/// client may use any of them, and an attacker controlling DNS chooses the order.
+fn check_addresses(host: &str, addrs: &[SocketAddr]) -> Result<(), OutboundError> {
+    match addrs.iter().find(|a| !is_public(a.ip())) {
+        Some(addr) => Err(OutboundError::PrivateAddress {
+            host: host.to_owned(),
+            ip: addr.ip(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// IPv4 ranges that are not publicly routable (IANA special-purpose registry), with prefix
+/// length.
+const NON_PUBLIC_V4: &[(Ipv4Addr, u32)] = &[
+    (Ipv4Addr::new(0, 0, 0, 0), 8),       // "this network", includes the unspecified address
+    (Ipv4Addr::new(10, 0, 0, 0), 8),      // private
+    (Ipv4Addr::new(100, 64, 0, 0), 10),   // carrier-grade NAT
+    (Ipv4Addr::new(127, 0, 0, 0), 8),     // loopback
+    (Ipv4Addr::new(169, 254, 0, 0), 16),  // link-local, includes cloud metadata 169.254.169.254
+    (Ipv4Addr::new(172, 16, 0, 0), 12),   // private
+    (Ipv4Addr::new(192, 0, 0, 0), 24),    // IETF protocol assignments
+    (Ipv4Addr::new(192, 0, 2, 0), 24),    // documentation (TEST-NET-1)
+    (Ipv4Addr::new(192, 88, 99, 0), 24),  // 6to4 relay anycast (deprecated)
+    (Ipv4Addr::new(192, 168, 0, 0), 16),  // private
+    (Ipv4Addr::new(198, 18, 0, 0), 15),   // benchmarking
+    (Ipv4Addr::new(198, 51, 100, 0), 24), // documentation (TEST-NET-2)
+    (Ipv4Addr::new(203, 0, 113, 0), 24),  // documentation (TEST-NET-3)
+    (Ipv4Addr::new(224, 0, 0, 0), 4),     // multicast
+    (Ipv4Addr::new(240, 0, 0, 0), 4),     // reserved, includes broadcast 255.255.255.255
+];
+
+/// IPv6 ranges inside global unicast (`2000::/3`) that are not publicly routable. Everything
+/// outside `2000::/3` is refused anyway, except the IPv4-embedding forms checked separately.
+const NON_PUBLIC_V6: &[(Ipv6Addr, u32)] = &[
+    (Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0), 23), // IETF protocol assignments, incl. Teredo
+    (Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0), 32), // documentation
+    (Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 0), 20), // documentation (RFC 9637)
+];
+
+/// Whether `ip` is a public unicast address that a guest may reach through a name grant.
+fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => is_public_v6(v6),
+    }
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    !NON_PUBLIC_V4
+        .iter()
+        .any(|&(net, len)| prefix_matches(u32::from(ip).into(), u32::from(net).into(), len, 32))
+}
+
+fn is_public_v6(ip: Ipv6Addr) -> bool {
+    let bits = u128::from(ip);
+    let in_net = |net: Ipv6Addr, len: u32| prefix_matches(bits, u128::from(net), len, 128);
+    // The IPv4 address embedded in the low 32 bits.
+    let low_v4 = Ipv4Addr::from((bits & 0xffff_ffff) as u32);
+
+    // IPv4-mapped (`::ffff:a.b.c.d`): the kernel sends these to the IPv4 address.
+    if in_net(Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0), 96) {
+        return is_public_v4(low_v4);
+    }
+    // NAT64 well-known prefix: a gateway forwards to the embedded IPv4 address.
+    if in_net(Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), 96) {
+        return is_public_v4(low_v4);
+    }
+    // 6to4: the embedded IPv4 address is in bits 16 to 48.
+    if in_net(Ipv6Addr::new(0x2002, 0, 0, 0, 0, 0, 0, 0), 16) {
+        return is_public_v4(Ipv4Addr::from(((bits >> 80) & 0xffff_ffff) as u32));
+    }
+    // Outside global unicast: unspecified, loopback, IPv4-compatible, discard-only, unique-local,
+    // link-local, site-local, multicast and unassigned space.
+    if !in_net(Ipv6Addr::new(0x2000, 0, 0, 0, 0, 0, 0, 0), 3) {
+        return false;
+    }
+    !NON_PUBLIC_V6.iter().any(|&(net, len)| in_net(net, len))
+}
+
+/// Whether the top `len` of `width` bits of `addr` and `net` agree.
+fn prefix_matches(addr: u128, net: u128, len: u32, width: u32) -> bool {
+    let mask = u128::MAX
+        .checked_shl(128 - len)
+        .unwrap_or(0)
+        .checked_shr(128 - width)
+        .unwrap_or(0);
+    (addr ^ net) & mask == 0
+}
+
+/// A plain or TLS connection, so that one connector serves both schemes.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Connection for Stream {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Self::Plain(s) => s.is_write_vectored(),
+            Self::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_flush(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
