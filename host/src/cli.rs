@@ -204,6 +204,17 @@ fn check(path: &Path, options: &LoadOptions) -> Result<()> {
         if let Some(k) = &section.grants.kv {
             granted.push(format!("kv [{}]", k.join(", ")));
         }
+        for (guest, g) in &section.grants.files {
+            granted.push(format!(
+                "files {guest} -> {} ({})",
+                manifest.resolve(g.path()).display(),
+                if g.writable() {
+                    "read-write"
+                } else {
+                    "read-only"
+                }
+            ));
+        }
         let granted = granted.join(", ");
         println!("  granted: {granted}");
         match LoadedComponent::compile_and_check(

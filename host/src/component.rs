@@ -34,6 +34,8 @@ pub struct Guest {
     pub kv: Box<[String]>,
     /// Whether the component uses the cookie session (its routes get CSRF checks).
     pub session: bool,
+    /// Granted directories: host path, guest path, writable.
+    pub files: Box<[(PathBuf, String, bool)]>,
 }
 
 /// Secret values shorter than this are not redacted: they would match ordinary text.
@@ -126,6 +128,12 @@ impl LoadedComponent {
                 .collect(),
             kv: section.grants.kv.iter().flatten().cloned().collect(),
             session: section.grants.session,
+            files: section
+                .grants
+                .files
+                .iter()
+                .map(|(guest, g)| (manifest.resolve(g.path()), guest.clone(), g.writable()))
+                .collect(),
         };
         Ok(Self {
             guest: Arc::new(guest),

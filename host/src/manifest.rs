@@ -393,6 +393,37 @@ pub struct Grants {
     /// Names of `[kv.<name>]` stores this component may use through `flagon:app/kv`.
     /// Example: `grants = { kv = ["cache"] }`
     pub kv: Option<Vec<String>>,
+    /// Host directories the guest sees through WASI, read-only unless `write = true`.
+    /// Keys are the guest paths. Example: `grants = { files = { "/data" = "./data" } }` or
+    /// `files = { "/uploads" = { path = "./uploads", write = true } }`
+    #[serde(default)]
+    pub files: BTreeMap<String, FileGrant>,
+}
+
+/// A directory granted to a component.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum FileGrant {
+    /// Read-only: `"/data" = "./data"`.
+    ReadOnly(PathBuf),
+    /// `"/data" = { path = "./data", write = true }`.
+    Dir {
+        path: PathBuf,
+        #[serde(default)]
+        write: bool,
+    },
+}
+
+impl FileGrant {
+    pub fn path(&self) -> &Path {
+        match self {
+            FileGrant::ReadOnly(p) | FileGrant::Dir { path: p, .. } => p,
+        }
+    }
+
+    pub fn writable(&self) -> bool {
+        matches!(self, FileGrant::Dir { write: true, .. })
+    }
 }
 
 /// `[[routes]]`: a path pattern answered by a component.
@@ -707,6 +738,30 @@ impl Manifest {
                     format!("`{}` is outside 1ms..1h", c.limits.timeout),
                     "set e.g. `limits = { timeout = \"2s\" }`",
                 ));
+            }
+            for (guest, grant) in &c.grants.files {
+                let ok = guest.starts_with('/')
+                    && guest.len() > 1
+                    && !guest.ends_with('/')
+                    && guest
+                        .split('/')
+                        .skip(1)
+                        .all(|seg| !seg.is_empty() && seg != "." && seg != "..");
+                if !ok {
+                    return Err(self.invalid(
+                        format!("{key}.grants.files"),
+                        format!("`{guest}` is not a guest directory path"),
+                        "write an absolute path other than `/`, e.g. `\"/data\" = \"./data\"`",
+                    ));
+                }
+                let host = self.resolve(grant.path());
+                if !host.is_dir() {
+                    return Err(self.invalid(
+                        format!("{key}.grants.files.\"{guest}\""),
+                        format!("`{}` is not a directory", host.display()),
+                        "create it, or point the grant at an existing directory",
+                    ));
+                }
             }
             for name in c.grants.kv.iter().flatten() {
                 if !self.kv.contains_key(name) {

@@ -120,7 +120,9 @@ pub enum OutboundError {
     #[error("invalid request header name `{name}`: use letters, digits and ``!#$%&'*+-.^_`|~``")]
     InvalidHeaderName { name: String },
     /// A header value contains CR, LF, NUL or another control character.
-    #[error("invalid value for request header `{name}`: control characters such as CR and LF are not allowed")]
+    #[error(
+        "invalid value for request header `{name}`: control characters such as CR and LF are not allowed"
+    )]
     InvalidHeaderValue { name: String },
     /// The method cannot be used for outbound requests.
     #[error("method `{method}` is not allowed for outbound requests")]
@@ -658,9 +660,11 @@ impl OutboundClient {
         let mut redirects = 0;
         loop {
             let target = Target::of(&url)?;
-            let allow_private = policy.check(&target).ok_or_else(|| OutboundError::NotAllowed {
-                origin: target.to_string(),
-            })?;
+            let allow_private = policy
+                .check(&target)
+                .ok_or_else(|| OutboundError::NotAllowed {
+                    origin: target.to_string(),
+                })?;
             let client = if allow_private {
                 &self.with_private
             } else {
@@ -949,7 +953,9 @@ impl GuardedConnector {
         let scheme = uri
             .scheme_str()
             .and_then(Scheme::from_url_scheme)
-            .ok_or_else(|| OutboundError::Connect("the url has no `http` or `https` scheme".into()))?;
+            .ok_or_else(|| {
+                OutboundError::Connect("the url has no `http` or `https` scheme".into())
+            })?;
         let host = uri
             .host()
             .ok_or_else(|| OutboundError::Connect("the url has no host".into()))?;
@@ -1028,21 +1034,21 @@ fn check_addresses(host: &str, addrs: &[SocketAddr]) -> Result<(), OutboundError
 /// IPv4 ranges that are not publicly routable (IANA special-purpose registry), with prefix
 /// length.
 const NON_PUBLIC_V4: &[(Ipv4Addr, u32)] = &[
-    (Ipv4Addr::new(0, 0, 0, 0), 8),       // "this network", includes the unspecified address
-    (Ipv4Addr::new(10, 0, 0, 0), 8),      // private
-    (Ipv4Addr::new(100, 64, 0, 0), 10),   // carrier-grade NAT
-    (Ipv4Addr::new(127, 0, 0, 0), 8),     // loopback
-    (Ipv4Addr::new(169, 254, 0, 0), 16),  // link-local, includes cloud metadata 169.254.169.254
-    (Ipv4Addr::new(172, 16, 0, 0), 12),   // private
-    (Ipv4Addr::new(192, 0, 0, 0), 24),    // IETF protocol assignments
-    (Ipv4Addr::new(192, 0, 2, 0), 24),    // documentation (TEST-NET-1)
-    (Ipv4Addr::new(192, 88, 99, 0), 24),  // 6to4 relay anycast (deprecated)
-    (Ipv4Addr::new(192, 168, 0, 0), 16),  // private
-    (Ipv4Addr::new(198, 18, 0, 0), 15),   // benchmarking
+    (Ipv4Addr::new(0, 0, 0, 0), 8), // "this network", includes the unspecified address
+    (Ipv4Addr::new(10, 0, 0, 0), 8), // private
+    (Ipv4Addr::new(100, 64, 0, 0), 10), // carrier-grade NAT
+    (Ipv4Addr::new(127, 0, 0, 0), 8), // loopback
+    (Ipv4Addr::new(169, 254, 0, 0), 16), // link-local, includes cloud metadata 169.254.169.254
+    (Ipv4Addr::new(172, 16, 0, 0), 12), // private
+    (Ipv4Addr::new(192, 0, 0, 0), 24), // IETF protocol assignments
+    (Ipv4Addr::new(192, 0, 2, 0), 24), // documentation (TEST-NET-1)
+    (Ipv4Addr::new(192, 88, 99, 0), 24), // 6to4 relay anycast (deprecated)
+    (Ipv4Addr::new(192, 168, 0, 0), 16), // private
+    (Ipv4Addr::new(198, 18, 0, 0), 15), // benchmarking
     (Ipv4Addr::new(198, 51, 100, 0), 24), // documentation (TEST-NET-2)
-    (Ipv4Addr::new(203, 0, 113, 0), 24),  // documentation (TEST-NET-3)
-    (Ipv4Addr::new(224, 0, 0, 0), 4),     // multicast
-    (Ipv4Addr::new(240, 0, 0, 0), 4),     // reserved, includes broadcast 255.255.255.255
+    (Ipv4Addr::new(203, 0, 113, 0), 24), // documentation (TEST-NET-3)
+    (Ipv4Addr::new(224, 0, 0, 0), 4), // multicast
+    (Ipv4Addr::new(240, 0, 0, 0), 4), // reserved, includes broadcast 255.255.255.255
 ];
 
 /// IPv6 ranges inside global unicast (`2000::/3`) that are not publicly routable. Everything
@@ -1170,5 +1176,900 @@ impl AsyncWrite for Stream {
             Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    use http_body_util::combinators::BoxBody;
+    use hyper::body::{Body, Frame, SizeHint};
+    use hyper::service::service_fn;
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    const BIG: usize = 20 * 1024 * 1024;
+    static CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
+
+    /// `remaining` bytes of filler, streamed in chunks; with `declare`, a `content-length` too.
+    struct Filler {
+        remaining: usize,
+        declare: bool,
+    }
+
+    impl Body for Filler {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            if self.remaining == 0 {
+                return Poll::Ready(None);
+            }
+            let n = self.remaining.min(CHUNK.len());
+            self.remaining -= n;
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(&CHUNK[..n])))))
+        }
+
+        fn size_hint(&self) -> SizeHint {
+            if self.declare {
+                SizeHint::with_exact(self.remaining as u64)
+            } else {
+                SizeHint::default()
+            }
+        }
+    }
+
+    type TestBody = BoxBody<Bytes, Infallible>;
+
+    struct Server {
+        port: u16,
+        accepted: Arc<AtomicUsize>,
+    }
+
+    /// A test server on 127.0.0.1; its tasks end with the test's runtime.
+    async fn serve() -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| handle(req, port));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Server { port, accepted }
+    }
+
+    fn text(status: u16, body: impl Into<Bytes>) -> Response<TestBody> {
+        Response::builder()
+            .status(status)
+            .body(Full::new(body.into()).boxed())
+            .unwrap()
+    }
+
+    fn redirect(status: u16, to: &str) -> Response<TestBody> {
+        Response::builder()
+            .status(status)
+            .header("location", to)
+            .body(Full::new(Bytes::new()).boxed())
+            .unwrap()
+    }
+
+    async fn handle(req: Request<Incoming>, port: u16) -> Result<Response<TestBody>, Infallible> {
+        let query: Vec<(String, String)> =
+            url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+                .into_owned()
+                .collect();
+        let param = |key: &str| query.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+        let path = req.uri().path().to_owned();
+        Ok(match path.as_str() {
+            "/ok" => text(200, "hello"),
+            "/echo" => {
+                let method = req.method().clone();
+                let body = req.into_body().collect().await.unwrap().to_bytes();
+                text(200, format!("{method}\n{}", String::from_utf8_lossy(&body)))
+            }
+            "/echo-headers" => {
+                let mut out = String::new();
+                for (name, value) in req.headers() {
+                    out.push_str(&format!("{name}: {}\n", value.to_str().unwrap()));
+                }
+                text(200, out)
+            }
+            "/big" => Response::new(
+                Filler {
+                    remaining: BIG,
+                    declare: false,
+                }
+                .boxed(),
+            ),
+            "/big-declared" => Response::new(
+                Filler {
+                    remaining: BIG,
+                    declare: true,
+                }
+                .boxed(),
+            ),
+            "/slow" => {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                text(200, "late")
+            }
+            "/redirect-ok" => redirect(302, "/ok"),
+            "/redirect-evil" => redirect(302, &format!("http://127.0.0.2:{port}/ok")),
+            "/redirect-unlisted" => redirect(302, "https://unlisted.example/ok"),
+            "/redirect-loop" => redirect(302, "/redirect-loop"),
+            "/redirect" => {
+                let status = param("status").map_or(302, |s| s.parse().unwrap());
+                redirect(status, &param("to").unwrap())
+            }
+            _ => text(404, "not found"),
+        })
+    }
+
+    fn local(port: u16) -> String {
+        format!("http://127.0.0.1:{port}")
+    }
+
+    fn policy(grants: &[String]) -> OutboundPolicy {
+        OutboundPolicy::from_grants(grants).unwrap()
+    }
+
+    fn get(url: impl Into<String>) -> OutboundRequest {
+        OutboundRequest {
+            method: Method::GET,
+            url: url.into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    async fn send(
+        policy: &OutboundPolicy,
+        req: OutboundRequest,
+    ) -> Result<OutboundResponse, OutboundError> {
+        OutboundClient::new().unwrap().send(policy, req).await
+    }
+
+    fn header<'a>(response: &'a OutboundResponse, name: &str) -> Option<&'a str> {
+        response
+            .headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether `url` passes the URL rules and the allow-list, without sending anything.
+    fn allowed(policy: &OutboundPolicy, url: &str) -> bool {
+        let url = normalise_url(Url::parse(url).unwrap()).unwrap();
+        policy.check(&Target::of(&url).unwrap()).is_some()
+    }
+
+    #[tokio::test]
+    async fn allowed_get_works() {
+        let server = serve().await;
+        let policy = policy(&[local(server.port)]);
+        let response = send(&policy, get(format!("{}/ok#fragment", local(server.port))))
+            .await
+            .unwrap();
+        assert_eq!(response.status, 200);
+        assert_eq!(response.body, b"hello");
+        assert_eq!(header(&response, "content-length"), Some("5"));
+    }
+
+    #[tokio::test]
+    async fn client_is_shared_across_requests() {
+        let server = serve().await;
+        let policy = policy(&[local(server.port)]);
+        let client = OutboundClient::new().unwrap();
+        for _ in 0..3 {
+            let response = client
+                .send(&policy, get(format!("{}/ok", local(server.port))))
+                .await
+                .unwrap();
+            assert_eq!(response.body, b"hello");
+        }
+        // The pool reuses the connection.
+        assert_eq!(server.accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn post_with_body() {
+        let server = serve().await;
+        let policy = policy(&[local(server.port)]);
+        let request = OutboundRequest {
+            method: Method::POST,
+            url: format!("{}/echo", local(server.port)),
+            headers: vec![("Content-Type".into(), "text/plain".into())],
+            body: b"payload".to_vec(),
+        };
+        let response = send(&policy, request).await.unwrap();
+        assert_eq!(response.body, b"POST\npayload");
+    }
+
+    #[tokio::test]
+    async fn host_header_comes_from_the_url() {
+        let server = serve().await;
+        let policy = policy(&[local(server.port)]);
+        let response = send(&policy, get(format!("{}/echo-headers", local(server.port))))
+            .await
+            .unwrap();
+        let body = String::from_utf8(response.body).unwrap();
+        assert!(
+            body.contains(&format!("host: 127.0.0.1:{}\n", server.port)),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn unlisted_origin_is_refused_before_connecting() {
+        let server = serve().await;
+        let other = serve().await;
+        let policy = policy(&[local(other.port)]);
+        let err = send(&policy, get(format!("{}/ok", local(server.port))))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, OutboundError::NotAllowed { ref origin } if *origin == format!("http://127.0.0.1:{}", server.port)),
+            "{err}"
+        );
+        // Same host and port, other scheme.
+        let err = send(&policy, get(format!("https://127.0.0.1:{}/ok", other.port)))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, OutboundError::NotAllowed { .. }), "{err}");
+        let deny_all = OutboundPolicy::default();
+        let err = send(&deny_all, get(format!("{}/ok", local(server.port))))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, OutboundError::NotAllowed { .. }), "{err}");
+        assert_eq!(server.accepted.load(Ordering::SeqCst), 0);
+        assert_eq!(other.accepted.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn userinfo_and_other_schemes_are_refused() {
+        let server = serve().await;
+        let port = server.port;
+        let policy = policy(&[local(port), "https://api.example.com".into()]);
+        for url in [
+            "https://api.example.com@evil.com/".to_owned(),
+            "https://user:pw@api.example.com/".to_owned(),
+            "https://user@api.example.com/".to_owned(),
+            "https://:pw@api.example.com/".to_owned(),
+            format!("http://user@127.0.0.1:{port}/ok"),
+            format!("http://127.0.0.1:{port}@evil.example/ok"),
+        ] {
+            let err = send(&policy, get(url.clone())).await.unwrap_err();
+            assert!(matches!(err, OutboundError::InvalidUrl(_)), "{url}: {err}");
+        }
+        for url in [
+            "ftp://api.example.com/",
+            "file:///etc/passwd",
+            "javascript:alert(1)",
+            "data:text/plain,hi",
+            "http://",
+            "not a url",
+            "http://127.0.0.1%40evil.example/",
+        ] {
+            let err = send(&policy, get(url)).await.unwrap_err();
+            assert!(matches!(err, OutboundError::InvalidUrl(_)), "{url}: {err}");
+        }
+        // A `@` after `#` or `?` is not user info, and the host is the one before it.
+        for url in [
+            "https://evil.com#@api.example.com",
+            "https://evil.com?@api.example.com",
+        ] {
+            let err = send(&policy, get(url)).await.unwrap_err();
+            assert!(
+                matches!(err, OutboundError::NotAllowed { .. }),
+                "{url}: {err}"
+            );
+        }
+        assert_eq!(server.accepted.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn loopback_spellings_are_refused_when_only_a_name_is_allowed() {
+        let server = serve().await;
+        let port = server.port;
+        let policy = policy(&[format!("http://localhost.example:{port}")]);
+        for host in [
+            "127.0.0.1",
+            "2130706433",
+            "0x7f.1",
+            "0x7f000001",
+            "127.1",
+            "127.0.1",
+            "0177.0.0.1",
+            "0177.1",
+            "127.0.0.1.",
+            "%31%32%37.0.0.1",
+            "[::ffff:127.0.0.1]",
+            "[::ffff:7f00:1]",
+            "[::1]",
+            "[0:0:0:0:0:0:0:1]",
+            "[::127.0.0.1]",
+            "0",
+            "0.0.0.0",
+            "localhost",
+            "LOCALHOST.example.",
+        ] {
+            let url = format!("http://{host}:{port}/ok");
+            let err = send(&policy, get(url.clone())).await.unwrap_err();
+            if host == "LOCALHOST.example." {
+                // Same name as the grant: allowed, but it does not resolve in the sandbox or it
+                // resolves to something; either way it is not a `NotAllowed`.
+                assert!(
+                    !matches!(err, OutboundError::NotAllowed { .. }),
+                    "{url}: {err}"
+                );
+            } else {
+                assert!(
+                    matches!(err, OutboundError::NotAllowed { .. }),
+                    "{url}: {err}"
+                );
+            }
+        }
+        assert_eq!(server.accepted.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn ip_spellings_match_their_canonical_grant_only() {
+        let server = serve().await;
+        let port = server.port;
+        let policy = policy(&[local(port)]);
+        for host in ["127.1", "2130706433", "0x7f.0.0.1", "0177.0.0.1"] {
+            let response = send(&policy, get(format!("http://{host}:{port}/ok")))
+                .await
+                .unwrap();
+            assert_eq!(response.body, b"hello", "{host}");
+        }
+        for host in ["[::ffff:127.0.0.1]", "[::1]", "127.0.0.2", "localhost"] {
+            let err = send(&policy, get(format!("http://{host}:{port}/ok")))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, OutboundError::NotAllowed { .. }),
+                "{host}: {err}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn name_resolving_to_loopback_needs_the_private_opt_in() {
+        let server = serve().await;
+        let port = server.port;
+        let grant = format!("http://localhost:{port}");
+        let strict = OutboundPolicy::new(vec![AllowedOrigin::parse(&grant).unwrap()]);
+        let err = send(&strict, get(format!("{grant}/ok"))).await.unwrap_err();
+        match err {
+            OutboundError::PrivateAddress { host, ip } => {
+                assert_eq!(host, "localhost");
+                assert!(ip.is_loopback(), "{ip}");
+            }
+            other => panic!("expected `PrivateAddress`, got {other}"),
+        }
+        assert_eq!(server.accepted.load(Ordering::SeqCst), 0);
+
+        let opted_in =
+            OutboundPolicy::new(vec![AllowedOrigin::parse_with_private(&grant).unwrap()]);
+        let response = send(&opted_in, get(format!("{grant}/ok"))).await.unwrap();
+        assert_eq!(response.body, b"hello");
+    }
+
+    #[tokio::test]
+    async fn cloud_metadata_is_refused() {
+        let policy = policy(&["http://metadata.example".into()]);
+        for url in [
+            "http://169.254.169.254/latest/meta-data/",
+            "http://2852039166/",
+            "http://[::ffff:169.254.169.254]/",
+            "http://[fd00:ec2::254]/",
+        ] {
+            let err = send(&policy, get(url)).await.unwrap_err();
+            assert!(
+                matches!(err, OutboundError::NotAllowed { .. }),
+                "{url}: {err}"
+            );
+        }
+        // A name that resolves there is refused by the connector's check.
+        let metadata: IpAddr = "169.254.169.254".parse().unwrap();
+        let err =
+            check_addresses("metadata.example", &[SocketAddr::new(metadata, 80)]).unwrap_err();
+        assert!(
+            matches!(err, OutboundError::PrivateAddress { ip, .. } if ip == metadata),
+            "{err}"
+        );
+        // One bad address among good ones is enough.
+        let public: IpAddr = "93.184.216.34".parse().unwrap();
+        let mixed = [SocketAddr::new(public, 80), SocketAddr::new(metadata, 80)];
+        assert!(check_addresses("mixed.example", &mixed).is_err());
+        assert!(check_addresses("public.example", &mixed[..1]).is_ok());
+    }
+
+    #[test]
+    fn address_classification() {
+        for ip in [
+            "0.0.0.0",
+            "0.1.2.3",
+            "10.1.2.3",
+            "100.64.0.1",
+            "100.127.255.255",
+            "127.0.0.1",
+            "127.255.255.254",
+            "169.254.169.254",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.0.0.8",
+            "192.0.2.1",
+            "192.168.1.1",
+            "198.18.0.1",
+            "198.51.100.7",
+            "203.0.113.9",
+            "224.0.0.1",
+            "239.255.255.250",
+            "240.0.0.1",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::ffff:169.254.169.254",
+            "::127.0.0.1",
+            "::8.8.8.8",
+            "64:ff9b::7f00:1",
+            "64:ff9b:1::1",
+            "2002:7f00:1::1",
+            "2002:a9fe:a9fe::1",
+            "2001::1",
+            "2001:db8::1",
+            "3fff::1",
+            "fc00::1",
+            "fd00:ec2::254",
+            "fe80::1",
+            "fec0::1",
+            "ff02::1",
+            "100::1",
+            "5f00::1",
+        ] {
+            let parsed: IpAddr = ip.parse().unwrap();
+            assert!(!is_public(parsed), "{ip} should not be public");
+        }
+        for ip in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "93.184.216.34",
+            "100.63.255.255",
+            "100.128.0.0",
+            "172.15.255.255",
+            "172.32.0.0",
+            "169.253.255.255",
+            "223.255.255.255",
+            "2606:4700:4700::1111",
+            "2a00:1450:4001::1",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+        ] {
+            let parsed: IpAddr = ip.parse().unwrap();
+            assert!(is_public(parsed), "{ip} should be public");
+        }
+    }
+
+    #[tokio::test]
+    async fn redirect_to_allowed_origin_is_followed() {
+        let server = serve().await;
+        let policy = policy(&[local(server.port)]);
+        let response = send(&policy, get(format!("{}/redirect-ok", local(server.port))))
+            .await
+            .unwrap();
+        assert_eq!(response.status, 200);
+        assert_eq!(response.body, b"hello");
+    }
+
+    #[tokio::test]
+    async fn redirect_to_unlisted_origin_is_refused() {
+        let server = serve().await;
+        let policy = policy(&[local(server.port)]);
+        for path in ["/redirect-evil", "/redirect-unlisted"] {
+            let err = send(&policy, get(format!("{}{path}", local(server.port))))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, OutboundError::NotAllowed { .. }),
+                "{path}: {err}"
+            );
+        }
+        let to_file = format!("{}/redirect?to=file:///etc/passwd", local(server.port));
+        let err = send(&policy, get(to_file)).await.unwrap_err();
+        assert!(matches!(err, OutboundError::InvalidUrl(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn redirect_to_a_name_resolving_to_loopback_is_refused() {
+        let server = serve().await;
+        let port = server.port;
+        let policy = policy(&[local(port), format!("http://localhost:{port}")]);
+        let to = format!("http://localhost:{port}/ok");
+        let err = send(&policy, get(format!("{}/redirect?to={to}", local(port))))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, OutboundError::PrivateAddress { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn redirect_loop_stops() {
+        let server = serve().await;
+        let policy = policy(&[local(server.port)]);
+        let err = send(
+            &policy,
+            get(format!("{}/redirect-loop", local(server.port))),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                OutboundError::TooManyRedirects {
+                    max: DEFAULT_MAX_REDIRECTS
+                }
+            ),
+            "{err}"
+        );
+        let no_redirects = policy.clone().with_max_redirects(0);
+        let err = send(
+            &no_redirects,
+            get(format!("{}/redirect-ok", local(server.port))),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, OutboundError::TooManyRedirects { max: 0 }),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn redirects_switch_to_get_as_browsers_do() {
+        let server = serve().await;
+        let policy = policy(&[local(server.port)]);
+        let post = |status: u16| OutboundRequest {
+            method: Method::POST,
+            url: format!("{}/redirect?status={status}&to=/echo", local(server.port)),
+            headers: vec![("content-type".into(), "text/plain".into())],
+            body: b"payload".to_vec(),
+        };
+        for (status, expected) in [
+            (301, "GET\n"),
+            (302, "GET\n"),
+            (303, "GET\n"),
+            (307, "POST\npayload"),
+            (308, "POST\npayload"),
+        ] {
+            let response = send(&policy, post(status)).await.unwrap();
+            assert_eq!(
+                String::from_utf8(response.body).unwrap(),
+                expected,
+                "{status}"
+            );
+        }
+        let put = OutboundRequest {
+            method: Method::PUT,
+            ..post(302)
+        };
+        let response = send(&policy, put).await.unwrap();
+        assert_eq!(response.body, b"PUT\npayload");
+    }
+
+    #[tokio::test]
+    async fn credentials_are_dropped_on_cross_origin_redirect() {
+        let a = serve().await;
+        let b = serve().await;
+        let policy = policy(&[local(a.port), local(b.port)]);
+        let request = |to: String| OutboundRequest {
+            method: Method::GET,
+            url: format!("{}/redirect?to={to}", local(a.port)),
+            headers: vec![
+                ("Authorization".into(), "Bearer secret".into()),
+                ("Cookie".into(), "session=secret".into()),
+                ("X-Keep".into(), "yes".into()),
+            ],
+            body: Vec::new(),
+        };
+
+        let cross = send(&policy, request(format!("{}/echo-headers", local(b.port))))
+            .await
+            .unwrap();
+        let cross = String::from_utf8(cross.body).unwrap();
+        assert!(!cross.contains("authorization"), "{cross}");
+        assert!(!cross.contains("cookie"), "{cross}");
+        assert!(cross.contains("x-keep: yes"), "{cross}");
+        assert!(
+            cross.contains(&format!("host: 127.0.0.1:{}", b.port)),
+            "{cross}"
+        );
+
+        let same = send(&policy, request("/echo-headers".into()))
+            .await
+            .unwrap();
+        let same = String::from_utf8(same.body).unwrap();
+        assert!(same.contains("authorization: Bearer secret"), "{same}");
+        assert!(same.contains("cookie: session=secret"), "{same}");
+    }
+
+    #[tokio::test]
+    async fn total_timeout() {
+        let server = serve().await;
+        let policy = policy(&[local(server.port)]).with_timeout(Duration::from_millis(300));
+        let started = Instant::now();
+        let err = send(&policy, get(format!("{}/slow", local(server.port))))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, OutboundError::Timeout), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+
+    #[tokio::test]
+    async fn oversized_response_is_refused() {
+        let server = serve().await;
+        let policy = policy(&[local(server.port)]);
+        for path in ["/big", "/big-declared"] {
+            let err = send(&policy, get(format!("{}{path}", local(server.port))))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    OutboundError::TooLarge {
+                        max: DEFAULT_MAX_RESPONSE_BYTES
+                    }
+                ),
+                "{path}: {err}"
+            );
+        }
+        let tiny = policy.clone().with_max_response_bytes(4);
+        let err = send(&tiny, get(format!("{}/ok", local(server.port))))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, OutboundError::TooLarge { max: 4 }), "{err}");
+        let exact = policy.with_max_response_bytes(5);
+        let response = send(&exact, get(format!("{}/ok", local(server.port))))
+            .await
+            .unwrap();
+        assert_eq!(response.body, b"hello");
+    }
+
+    #[tokio::test]
+    async fn request_limits() {
+        let server = serve().await;
+        let policy = policy(&[local(server.port)]).with_max_request_bytes(4);
+        let request = OutboundRequest {
+            method: Method::POST,
+            url: format!("{}/echo", local(server.port)),
+            headers: Vec::new(),
+            body: b"12345".to_vec(),
+        };
+        let err = send(&policy, request).await.unwrap_err();
+        assert!(
+            matches!(err, OutboundError::RequestTooLarge { max: 4 }),
+            "{err}"
+        );
+        let connect = OutboundRequest {
+            method: Method::CONNECT,
+            ..get(format!("{}/ok", local(server.port)))
+        };
+        let err = send(&policy, connect).await.unwrap_err();
+        assert!(
+            matches!(err, OutboundError::MethodNotAllowed { .. }),
+            "{err}"
+        );
+        assert_eq!(server.accepted.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn forbidden_and_invalid_request_headers_are_refused() {
+        let server = serve().await;
+        let policy = policy(&[local(server.port)]);
+        let with_header = |name: &str, value: &str| OutboundRequest {
+            headers: vec![(name.into(), value.into())],
+            ..get(format!("{}/ok", local(server.port)))
+        };
+        for name in [
+            "Host",
+            "host",
+            "Content-Length",
+            "Transfer-Encoding",
+            "Connection",
+            "Keep-Alive",
+            "Upgrade",
+            "TE",
+            "Trailer",
+            "Expect",
+            "Proxy-Authorization",
+            "proxy-connection",
+        ] {
+            let err = send(&policy, with_header(name, "x")).await.unwrap_err();
+            assert!(
+                matches!(err, OutboundError::ForbiddenHeader { .. }),
+                "{name}: {err}"
+            );
+        }
+        for name in ["", "bad header", "x\r\ninjected", "x:y", "caf\u{e9}"] {
+            let err = send(&policy, with_header(name, "x")).await.unwrap_err();
+            assert!(
+                matches!(err, OutboundError::InvalidHeaderName { .. }),
+                "{name:?}: {err}"
+            );
+        }
+        for value in ["a\r\nx-injected: 1", "a\nb", "a\rb", "a\0b"] {
+            let err = send(&policy, with_header("x-test", value))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, OutboundError::InvalidHeaderValue { .. }),
+                "{value:?}: {err}"
+            );
+        }
+        assert_eq!(server.accepted.load(Ordering::SeqCst), 0);
+        let response = send(&policy, with_header("X-Custom", "fine value"))
+            .await
+            .unwrap();
+        assert_eq!(response.status, 200);
+    }
+
+    #[tokio::test]
+    async fn https_to_a_plain_http_server_fails_the_handshake() {
+        let server = serve().await;
+        let policy = policy(&[format!("https://127.0.0.1:{}", server.port)]);
+        let err = send(
+            &policy,
+            get(format!("https://127.0.0.1:{}/ok", server.port)),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, OutboundError::Tls(_)), "{err}");
+    }
+
+    #[test]
+    fn wildcard_matching() {
+        let policy = policy(&["https://*.example.org".into()]);
+        for url in [
+            "https://a.example.org/",
+            "https://a.b.example.org/x?y",
+            "https://A.Example.ORG/",
+            "https://a.example.org./",
+            "https://a.example.org:443/",
+            "https://a.example.org\\@evil.com/",
+        ] {
+            assert!(allowed(&policy, url), "{url} should match");
+        }
+        for url in [
+            "https://example.org/",
+            "https://evilexample.org/",
+            "https://a.evilexample.org/",
+            "https://a.example.org.evil.com/",
+            "https://a.example.org%2eevil.com/",
+            "https://.example.org/",
+            "http://a.example.org/",
+            "https://a.example.org:8443/",
+            "https://example.org.a/",
+        ] {
+            assert!(!allowed(&policy, url), "{url} should not match");
+        }
+
+        let exact = OutboundPolicy::from_grants(&["https://api.example.com"]).unwrap();
+        assert!(allowed(&exact, "https://api.example.com/v1"));
+        assert!(allowed(&exact, "https://API.EXAMPLE.COM./v1"));
+        assert!(!allowed(&exact, "https://x.api.example.com/"));
+        assert!(!allowed(&exact, "https://api.example.com.evil.com/"));
+        assert!(!allowed(&exact, "http://api.example.com/"));
+    }
+
+    #[test]
+    fn parse_accepts_canonical_origins() {
+        let api = AllowedOrigin::parse("https://api.example.com").unwrap();
+        assert_eq!(api.scheme(), Scheme::Https);
+        assert_eq!(api.host(), &HostPattern::Exact("api.example.com".into()));
+        assert_eq!(api.port(), 443);
+        assert!(!api.allow_private());
+        assert_eq!(
+            AllowedOrigin::parse("https://api.example.com/").unwrap(),
+            api
+        );
+        assert_eq!(
+            AllowedOrigin::parse("https://api.example.com:443").unwrap(),
+            api
+        );
+        assert_eq!(api.to_string(), "https://api.example.com");
+
+        let wildcard = AllowedOrigin::parse("https://*.example.org:8443").unwrap();
+        assert_eq!(
+            wildcard.host(),
+            &HostPattern::Subdomains("example.org".into())
+        );
+        assert_eq!(wildcard.to_string(), "https://*.example.org:8443");
+
+        let ip = AllowedOrigin::parse("http://127.0.0.1:8081").unwrap();
+        assert_eq!(ip.host(), &HostPattern::Ip("127.0.0.1".parse().unwrap()));
+        assert!(ip.allow_private());
+        let v6 = AllowedOrigin::parse("http://[::1]:8080").unwrap();
+        assert!(v6.allow_private());
+        assert_eq!(v6.to_string(), "http://[::1]:8080");
+
+        let internal = AllowedOrigin::parse_with_private("http://billing.internal:8080").unwrap();
+        assert!(internal.allow_private());
+        assert_eq!(internal.port(), 8080);
+    }
+
+    #[test]
+    fn parse_errors_explain_the_fix() {
+        let cases: &[(&str, &str)] = &[
+            ("https://api.example.com/v1", "remove the path"),
+            ("https://api.example.com?x=1", "remove the path"),
+            ("https://api.example.com#x", "remove the path"),
+            ("https://user@api.example.com", "user info"),
+            ("https://user:pw@api.example.com", "user info"),
+            ("ftp://example.com", "`http` or `https`"),
+            ("HTTPS://api.example.com", "`https`"),
+            ("*", "scheme://host"),
+            ("api.example.com", "scheme://host"),
+            ("https://*", "wildcard"),
+            ("https://*.", "host"),
+            ("https://a.*.example.org", "wildcard"),
+            ("https://*example.org", "wildcard"),
+            ("https://*.127.0.0.1", "wildcard"),
+            ("https://", "host is missing"),
+            ("https://:443", "host is missing"),
+            ("https://API.example.com", "`api.example.com`"),
+            ("https://b\u{fc}cher.example", "`xn--bcher-kva.example`"),
+            ("https://api.example.com.", "trailing dot"),
+            ("http://2130706433", "`127.0.0.1`"),
+            ("http://127.1", "`127.0.0.1`"),
+            ("http://0x7f.0.0.1", "`127.0.0.1`"),
+            ("http://0177.0.0.1", "`127.0.0.1`"),
+            ("http://[::FFFF:127.0.0.1]", "`[::ffff:7f00:1]`"),
+            ("http://[0:0:0:0:0:0:0:1]", "`[::1]`"),
+            ("http://::1", "host:port"),
+            ("https://api.example.com:0", "port"),
+            ("https://api.example.com:99999", "port"),
+            ("https://api.example.com:", "port"),
+            ("https://api.example.com:+1", "port"),
+            ("https://exa mple.com", "not valid"),
+        ];
+        for (input, hint) in cases {
+            match AllowedOrigin::parse(input) {
+                Err(OutboundError::InvalidOrigin { origin, reason }) => {
+                    assert_eq!(origin, *input);
+                    assert!(reason.contains(hint), "{input}: {reason}");
+                }
+                other => panic!("{input}: expected `InvalidOrigin`, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn request_debug_hides_secrets() {
+        let request = OutboundRequest {
+            method: Method::GET,
+            url: "https://api.example.com/?token=secret".into(),
+            headers: vec![("authorization".into(), "Bearer secret".into())],
+            body: b"secret".to_vec(),
+        };
+        let debug = format!("{request:?}");
+        assert!(!debug.contains("secret"), "{debug}");
+        assert!(debug.contains("authorization"), "{debug}");
     }
 }

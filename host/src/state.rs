@@ -65,15 +65,26 @@ impl HostState {
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
-            // The WASI context grants nothing: no arguments, no environment, no preopened
-            // directories, no network; stdin is empty; stdout and stderr become log lines.
+            // The WASI context grants nothing but the directories in `grants.files`: no
+            // arguments, no environment, no network; stdin is empty; stdout and stderr become
+            // log lines. Granted directories are opened beneath a capability handle (cap-std),
+            // so `..` and symlinks cannot leave them.
             ctx: self.wasi.get_or_insert_with(|| {
                 let out =
                     |stream| GuestOutput::new(self.guest.clone(), self.request_id.clone(), stream);
-                WasiCtx::builder()
-                    .stdout(out("stdout"))
-                    .stderr(out("stderr"))
-                    .build()
+                let mut builder = WasiCtx::builder();
+                builder.stdout(out("stdout")).stderr(out("stderr"));
+                for (host, guest, write) in self.guest.files.iter() {
+                    let perms = if *write {
+                        wasmtime_wasi::FsPerms::ReadWrite
+                    } else {
+                        wasmtime_wasi::FsPerms::ReadOnly
+                    };
+                    if let Err(e) = builder.preopened_dir(host, guest, perms) {
+                        tracing::error!(component = %self.guest.id, request_id = %self.request_id, "cannot open granted directory `{}`: {e}", host.display());
+                    }
+                }
+                builder.build()
             }),
             table: &mut self.table,
         }

@@ -174,3 +174,47 @@ async fn memory_bombs_leave_host_memory_bounded() {
     );
     assert_eq!(server.get("/h/ok").await.status, 200);
 }
+
+/// A granted directory is all a guest sees of the filesystem: `..`, symlinks out of it and
+/// paths elsewhere fail; writes fail unless the grant says `write = true`.
+#[tokio::test]
+async fn granted_directories_cannot_be_escaped() {
+    for write in [false, true] {
+        let grant = if write {
+            r#"{ path = "data", write = true }"#
+        } else {
+            r#""data""#
+        };
+        let text = format!(
+            "[app]\nname = \"t\"\n[components.h]\nsource = {}\ngrants = {{ files = {{ \"/data\" = {grant} }} }}\n\
+             [[routes]]\npath = \"/h/{{name}}\"\ncomponent = \"h\"\n",
+            crate::harness::program(crate::programs::HOSTILE)
+        );
+        let m = crate::harness::TestManifest::with_files(
+            &text,
+            &[
+                ("data/hello.txt", "hi"),
+                ("data/sub/inner.txt", "inner"),
+                ("secret.txt", "top secret"),
+                ("outside/secret.txt", "top secret"),
+            ],
+        );
+        let dir = m.dir.path();
+        std::os::unix::fs::symlink(dir.join("secret.txt"), dir.join("data/link")).unwrap();
+        std::os::unix::fs::symlink(dir.join("outside"), dir.join("data/dirlink")).unwrap();
+        let s = TestServer::serve(m, flagon::LoadOptions::default()).await;
+        let r = s.get("/h/files").await;
+        let list = if write {
+            "dirlink,hello.txt,link,new.txt,sub"
+        } else {
+            "dirlink,hello.txt,link,sub"
+        };
+        assert_eq!(
+            r.text(),
+            format!(
+                "read=ok:hi sub=ok:inner parent=err escape=err link=err dirlink=err passwd=err environ=err write={write} list={list}"
+            )
+        );
+        assert!(!r.text().contains("top secret"));
+    }
+}

@@ -65,6 +65,35 @@ impl Handler for Hostile {
                     "env={env} args={args} passwd={passwd} environ={environ} cwd={cwd} spawn={spawn}"
                 )))
             }
+            Some("files") => {
+                // Everything a guest might try against a granted directory (`/data`).
+                let r = |p: &str| match std::fs::read_to_string(p) {
+                    Ok(s) => format!("ok:{}", s.trim()),
+                    Err(_) => "err".to_string(),
+                };
+                let write = std::fs::write("/data/new.txt", b"x").is_ok();
+                let list = std::fs::read_dir("/data")
+                    .map(|d| {
+                        let mut v: Vec<String> = d
+                            .filter_map(|e| e.ok())
+                            .map(|e| e.file_name().to_string_lossy().into_owned())
+                            .collect();
+                        v.sort();
+                        v.join(",")
+                    })
+                    .unwrap_or_else(|_| "err".into());
+                Ok(Response::text(format!(
+                    "read={} sub={} parent={} escape={} link={} dirlink={} passwd={} environ={} write={write} list={list}",
+                    r("/data/hello.txt"),
+                    r("/data/sub/inner.txt"),
+                    r("/data/../secret.txt"),
+                    r("/data/sub/../../secret.txt"),
+                    r("/data/link"),
+                    r("/data/dirlink/secret.txt"),
+                    r("/etc/passwd"),
+                    r("/proc/self/environ"),
+                )))
+            }
             _ => Err(Error::not_found()),
         }
     }
