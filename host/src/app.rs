@@ -325,7 +325,8 @@ impl App {
             form,
         };
 
-        let ctx = RequestCtx::new(self.web.clone(), session);
+        let mut ctx = RequestCtx::new(self.web.clone(), session);
+        ctx.credentials = crate::state::request_credentials(&parts.headers);
         let (outcome, ctx) = component
             .call(&self.engine.engine, request_id.shared(), &wit_request, ctx)
             .await;

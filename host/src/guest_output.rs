@@ -20,16 +20,24 @@ pub struct GuestOutput(Arc<Mutex<LineSink>>);
 struct LineSink {
     guest: Arc<Guest>,
     request_id: Arc<str>,
+    /// This request's credentials (`Authorization`, `Cookie` values), redacted like secrets.
+    credentials: Arc<[String]>,
     stream: &'static str,
     buf: Vec<u8>,
     lines: u32,
 }
 
 impl GuestOutput {
-    pub fn new(guest: Arc<Guest>, request_id: Arc<str>, stream: &'static str) -> Self {
+    pub fn new(
+        guest: Arc<Guest>,
+        request_id: Arc<str>,
+        credentials: Arc<[String]>,
+        stream: &'static str,
+    ) -> Self {
         Self(Arc::new(Mutex::new(LineSink {
             guest,
             request_id,
+            credentials,
             stream,
             buf: Vec::new(),
             lines: 0,
@@ -60,7 +68,9 @@ impl LineSink {
         if self.lines <= MAX_LOG_LINES_PER_REQUEST {
             let text = String::from_utf8_lossy(&self.buf[..self.buf.len().min(MAX_LOG_LINE_BYTES)]);
             let text = log_safe(&text).into_owned();
-            let text = self.guest.redact(&text);
+            let text =
+                crate::state::redact_credentials(&self.guest.redact(&text), &self.credentials)
+                    .into_owned();
             tracing::info!(
                 target: "flagon::guest",
                 component = %self.guest.id,

@@ -70,8 +70,15 @@ impl WasiView for HostState {
             // log lines. Granted directories are opened beneath a capability handle (cap-std),
             // so `..` and symlinks cannot leave them.
             ctx: self.wasi.get_or_insert_with(|| {
-                let out =
-                    |stream| GuestOutput::new(self.guest.clone(), self.request_id.clone(), stream);
+                let credentials: Arc<[String]> = self.ctx.credentials.clone().into();
+                let out = |stream| {
+                    GuestOutput::new(
+                        self.guest.clone(),
+                        self.request_id.clone(),
+                        credentials.clone(),
+                        stream,
+                    )
+                };
                 let mut builder = WasiCtx::builder();
                 builder.stdout(out("stdout")).stderr(out("stderr"));
                 for (host, guest, write) in self.guest.files.iter() {
@@ -109,6 +116,7 @@ impl log::Host for HostState {
             .guest
             .redact(&log_safe(&truncate(&message, MAX_LOG_LINE_BYTES)))
             .into_owned();
+        let message = redact_credentials(&message, &self.ctx.credentials).into_owned();
         let component = self.guest.id.as_str();
         let request_id = &*self.request_id;
         macro_rules! emit {
@@ -262,6 +270,57 @@ impl kv::Host for HostState {
         let s = self.kv_store(&store)?;
         s.list_keys(&prefix).await.map_err(|e| e.to_string())
     }
+}
+
+/// Credentials shorter than this are not redacted: they would match ordinary text.
+const MIN_REDACTED_CREDENTIAL: usize = 8;
+
+/// `text` with each of the request's credentials (its `Authorization` and `Cookie` values)
+/// replaced by `[redacted]`.
+pub(crate) fn redact_credentials<'a>(
+    text: &'a str,
+    credentials: &[String],
+) -> std::borrow::Cow<'a, str> {
+    let mut out = std::borrow::Cow::Borrowed(text);
+    for c in credentials
+        .iter()
+        .filter(|c| c.len() >= MIN_REDACTED_CREDENTIAL)
+    {
+        if out.contains(c.as_str()) {
+            out = out.replace(c.as_str(), "[redacted]").into();
+        }
+    }
+    out
+}
+
+/// The credential values in request headers: each `Authorization` and
+/// `Proxy-Authorization` value (and its token part), and each cookie value. Longest first, so
+/// a whole header is redacted before its parts.
+pub fn request_credentials(headers: &http::HeaderMap) -> Vec<String> {
+    let mut out = Vec::new();
+    for name in [
+        http::header::AUTHORIZATION,
+        http::header::PROXY_AUTHORIZATION,
+    ] {
+        for v in headers.get_all(&name) {
+            let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+            if let Some((_, token)) = v.split_once(' ') {
+                out.push(token.trim().to_string());
+            }
+            out.push(v);
+        }
+    }
+    for v in headers.get_all(http::header::COOKIE) {
+        let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+        for pair in v.split(';') {
+            if let Some((_, value)) = pair.split_once('=') {
+                out.push(value.trim().to_string());
+            }
+        }
+        out.push(v);
+    }
+    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    out
 }
 
 /// Escape control characters (CR, LF, ESC, ...) in guest-provided text, so that a guest cannot

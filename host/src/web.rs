@@ -256,6 +256,8 @@ pub struct RequestCtx {
     pub session: Option<Arc<Mutex<Session>>>,
     /// The first template render that failed: the request ends in a 500.
     pub render_failure: Option<RenderError>,
+    /// This request's credentials, redacted from everything the guest logs.
+    pub credentials: Vec<String>,
 }
 
 impl RequestCtx {
@@ -264,6 +266,7 @@ impl RequestCtx {
             web,
             session: session.map(|s| Arc::new(Mutex::new(s))),
             render_failure: None,
+            credentials: Vec::new(),
         }
     }
 

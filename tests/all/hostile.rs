@@ -115,7 +115,13 @@ async fn no_free_instance_slot_is_503() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guest_output_is_logged_redacted_and_escaped() {
     let mut server = BinServer::start(&app_manifest("")).await;
-    let r = server.get("/h/print").await;
+    let r = crate::harness::send(
+        server.addr,
+        crate::harness::Req::new("GET", "/h/print")
+            .header("authorization", "Bearer tok_0123456789abcdef")
+            .header("cookie", "sid=cookie-value-0123456789; theme=dark"),
+    )
+    .await;
     assert_eq!(r.text(), "printed");
     let id = r.header("x-request-id").unwrap().to_string();
     assert_eq!(server.get("/h/panic").await.status, 500);
@@ -142,6 +148,12 @@ async fn guest_output_is_logged_redacted_and_escaped() {
     );
     assert!(log.contains("the token is [redacted]"), "{log}");
     assert!(!log.contains("s3cr3t"), "{log}");
+    // The request's own credentials are redacted wherever the guest logs them.
+    assert!(log.contains("request headers:"), "{log}");
+    assert!(log.contains("auth=[redacted]"), "{log}");
+    for credential in ["tok_0123456789abcdef", "cookie-value-0123456789"] {
+        assert!(!log.contains(credential), "{log}");
+    }
     // The forged line stays inside one escaped stderr line.
     assert!(log.contains("to stderr"), "{log}");
     assert!(

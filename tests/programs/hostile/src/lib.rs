@@ -42,6 +42,10 @@ impl Handler for Hostile {
                 println!("hello stdout s3cr3t");
                 eprintln!("to stderr\nINFO flagon::access: forged line \u{1b}[31mred");
                 flagon_sdk::log::warn("the token is s3cr3t");
+                // Careless logging of credentials from the request.
+                let headers: Vec<_> = req.headers().collect();
+                flagon_sdk::log::info(&format!("request headers: {headers:?}"));
+                println!("auth={}", req.header("authorization").unwrap_or(""));
                 Ok(Response::text("printed"))
             }
             Some("big") => Ok(Response::text("x".repeat(8 << 20))),
