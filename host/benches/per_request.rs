@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the per-request path: instantiate + call of a trivial handler, the whole
-//! host path without a socket, and routing. Run with `cargo bench -p flagon`.
+//! host path without a socket, routing, session load + verify, and the host's template render
+//! of the benchmark page beside plain minijinja. Run with `cargo bench -p flagon`.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -30,7 +31,7 @@ async fn app(text: &str) -> App {
 
 fn hello_manifest() -> String {
     format!(
-        "[app]\nname = \"bench\"\n[components.hello]\nsource = {:?}\ngrants = {{ variables = [] }}\n\
+        "[app]\nname = \"bench\"\n[components.hello]\nsource = {:?}\ngrants = {{ variables = [], crypto = true }}\n\
          [[routes]]\npath = \"/\"\ncomponent = \"hello\"\nname = \"index\"\n",
         flagon_test_artifacts::HELLO
     )
@@ -121,5 +122,56 @@ fn routing(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, per_request, routing);
+mod page {
+    include!("../../bench/page/data.rs");
+}
+
+fn templates(c: &mut Criterion) {
+    use flagon::templates::{RequestGlobals, Templates, UrlMap};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("page.html"), page::TEMPLATE).unwrap();
+    let templates = Templates::load(dir.path(), Arc::new(UrlMap::default()), false).unwrap();
+    let json = serde_json::to_string(&page::page()).unwrap();
+    c.bench_function("template_render_page_host", |b| {
+        b.iter(|| {
+            black_box(
+                templates
+                    .render_json("page.html", black_box(&json), RequestGlobals::default())
+                    .unwrap()
+                    .len(),
+            )
+        })
+    });
+    let env = page::environment();
+    c.bench_function("template_render_page_native_minijinja", |b| {
+        b.iter(|| black_box(page::render(&env).len()))
+    });
+}
+
+fn session(c: &mut Criterion) {
+    use flagon::session::{Session, SessionConfig, SessionKeys};
+    use std::time::SystemTime;
+    let keys = SessionKeys::new(&[7u8; 48], &[vec![9u8; 48]]).unwrap();
+    let cfg = SessionConfig::default();
+    let mut s = Session::new(&cfg);
+    s.set("user", "ada").unwrap();
+    s.set("cart", "[1,2,3,4,5,6,7,8,9,10]").unwrap();
+    let token = s.csrf_token();
+    let set_cookie = s.set_cookie(&keys, &cfg, SystemTime::now()).unwrap();
+    let cookie = set_cookie.split(';').next().unwrap().to_string();
+    let header = format!("theme=dark; {cookie}; other=1");
+    c.bench_function("session_load_and_verify_csrf", |b| {
+        b.iter(|| {
+            let s = Session::load(
+                &keys,
+                &cfg,
+                [black_box(header.as_bytes())],
+                SystemTime::now(),
+            );
+            black_box(s.verify_csrf(&token))
+        })
+    });
+}
+
+criterion_group!(benches, per_request, routing, templates, session);
 criterion_main!(benches);
