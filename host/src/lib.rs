@@ -16,6 +16,7 @@ pub mod forms;
 pub mod guest_output;
 pub mod kv;
 pub mod manifest;
+pub mod outbound;
 pub mod request_id;
 pub mod router;
 pub mod security;
