@@ -2,7 +2,7 @@
 
 # Run the example app (builds its component first).
 hello:
-    cargo run -- serve examples/hello --build
+    cargo run -- serve examples/hello --build --dev
 
 # The full test suite (builds the guest test programs too).
 test:

@@ -27,13 +27,66 @@ async fn hello_example_builds_and_serves() {
         "{stderr}"
     );
 
-    let server = BinServer::spawn(&example, &[("HELLO_GREETING", "Ahoy")], None).await;
+    // The README runs the example in development mode (ephemeral session key).
+    let server =
+        BinServer::spawn_with_args(&example, &["--dev"], &[("HELLO_GREETING", "Ahoy")], None).await;
     let r = server.get("/").await;
     assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
     assert!(
+        r.text().contains("Hello from a sandboxed Wasm component!"),
+        "{}",
         r.text()
-            .starts_with("Hello from a sandboxed Wasm component!")
     );
+    let r = server.get("/static/style.css").await;
+    assert_eq!(
+        (r.status, r.header("content-type")),
+        (200, Some("text/css; charset=utf-8"))
+    );
+    let r = server.get("/no/such/page").await;
+    assert_eq!(r.status, 404);
+    assert!(r.text().contains("404 Not Found"), "{}", r.text());
+
+    // Log in through the template's form: cookie + CSRF token, then the flash.
+    let r = server.get("/login").await;
+    let cookie = r
+        .header("set-cookie")
+        .expect("the login form starts a session")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(cookie.starts_with("session="), "{cookie}");
+    let page = r.text();
+    let token = page
+        .split("name=\"csrf_token\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the form carries a CSRF token")
+        .to_string();
+    let form = |body: String| {
+        Req::new("POST", "/login")
+            .header("cookie", &cookie)
+            .header("sec-fetch-site", "same-origin")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+    };
+    let r = send(server.addr, form("username=Ferris".into())).await;
+    assert_eq!(r.status, 403);
+    let r = send(
+        server.addr,
+        form(format!("csrf_token={token}&username=Ferris")),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.header("location")),
+        (303, Some("/")),
+        "{}",
+        r.text()
+    );
+    let cookie = r.header("set-cookie").unwrap().split(';').next().unwrap();
+    let r = send(server.addr, Req::new("GET", "/").header("cookie", cookie)).await;
+    assert!(r.text().contains("Welcome, Ferris!"), "{}", r.text());
     assert_eq!(server.get("/hello/Ferris").await.text(), "Ahoy, Ferris!\n");
     assert_eq!(
         server.get("/api/add?a=2&b=40").await.text(),

@@ -250,12 +250,23 @@ impl BinServer {
 
     /// Serve the app at `path` (a directory or manifest file).
     pub async fn spawn(path: &Path, env: &[(&str, &str)], manifest: Option<TestManifest>) -> Self {
+        Self::spawn_with_args(path, &[], env, manifest).await
+    }
+
+    /// `spawn` with extra `flagon serve` arguments (e.g. `--dev`).
+    pub async fn spawn_with_args(
+        path: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        manifest: Option<TestManifest>,
+    ) -> Self {
         use std::io::BufRead;
         use std::process::{Command, Stdio};
         let mut child = Command::new(env!("CARGO_BIN_EXE_flagon"))
             .arg("serve")
             .arg(path)
             .args(["--listen", "127.0.0.1:0"])
+            .args(args)
             .env("FLAGON_CACHE_DIR", cache_dir())
             .env("FLAGON_LOG", "info")
             .envs(env.iter().copied())
