@@ -326,7 +326,7 @@ impl App {
         };
 
         let mut ctx = RequestCtx::new(self.web.clone(), session);
-        ctx.credentials = crate::state::request_credentials(&parts.headers);
+        ctx.credential_headers = crate::state::credential_headers(&parts.headers);
         let (outcome, ctx) = component
             .call(&self.engine.engine, request_id.shared(), &wit_request, ctx)
             .await;

@@ -133,8 +133,7 @@ impl HostPolicy {
         let mut host_header = headers
             .get(header::HOST)
             .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-            .or_else(|| uri.authority().map(|a| a.as_str().to_string()));
+            .or_else(|| uri.authority().map(|a| a.as_str()));
         if from_proxy {
             // X-Forwarded-For lists hops left to right; the rightmost address that is not one
             // of our proxies is the client (anything left of it could be forged by the client).
@@ -156,12 +155,12 @@ impl HostPolicy {
                 scheme = "https";
             }
             if let Some(h) = last_value(headers, "x-forwarded-host") {
-                host_header = Some(h.to_string());
+                host_header = Some(h);
             }
         }
         let (host, port) = match host_header {
             Some(h) => {
-                let (h, p) = split_host_port(&h).ok_or(())?;
+                let (h, p) = split_host_port(h).ok_or(())?;
                 (Some(h), p)
             }
             None => (None, None),

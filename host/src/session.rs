@@ -328,12 +328,16 @@ impl Default for Session {
 impl Session {
     /// An empty session, as for a visitor without a valid cookie.
     pub fn new(cfg: &SessionConfig) -> Self {
+        Self::empty(cfg, cfg.cookie_name().len())
+    }
+
+    fn empty(cfg: &SessionConfig, name_len: usize) -> Self {
         Self {
             values: BTreeMap::new(),
             flashes: Vec::new(),
             csrf: None,
             max_size: cfg.max_size,
-            name_len: cfg.cookie_name().len(),
+            name_len,
             accessed: false,
             modified: false,
         }
@@ -349,7 +353,7 @@ impl Session {
         now: SystemTime,
     ) -> Session {
         let name = cfg.cookie_name();
-        let mut session = Session::new(cfg);
+        let mut session = Session::empty(cfg, name.len());
         let now = unix_secs(now);
         let mut tried = 0;
         for header in cookie_headers {

@@ -70,7 +70,7 @@ impl WasiView for HostState {
             // log lines. Granted directories are opened beneath a capability handle (cap-std),
             // so `..` and symlinks cannot leave them.
             ctx: self.wasi.get_or_insert_with(|| {
-                let credentials: Arc<[String]> = self.ctx.credentials.clone().into();
+                let credentials = self.ctx.credentials();
                 let out = |stream| {
                     GuestOutput::new(
                         self.guest.clone(),
@@ -116,7 +116,7 @@ impl log::Host for HostState {
             .guest
             .redact(&log_safe(&truncate(&message, MAX_LOG_LINE_BYTES)))
             .into_owned();
-        let message = redact_credentials(&message, &self.ctx.credentials).into_owned();
+        let message = redact_credentials(&message, &self.ctx.credentials()).into_owned();
         let component = self.guest.id.as_str();
         let request_id = &*self.request_id;
         macro_rules! emit {
@@ -293,29 +293,39 @@ pub(crate) fn redact_credentials<'a>(
     out
 }
 
-/// The credential values in request headers: each `Authorization` and
-/// `Proxy-Authorization` value (and its token part), and each cookie value. Longest first, so
-/// a whole header is redacted before its parts.
-pub fn request_credentials(headers: &http::HeaderMap) -> Vec<String> {
-    let mut out = Vec::new();
-    for name in [
+/// The request headers whose values are credentials, kept (cheaply: a `HeaderValue` clone
+/// shares its bytes) so their values can be redacted if the guest logs them.
+pub fn credential_headers(headers: &http::HeaderMap) -> Vec<(http::HeaderName, http::HeaderValue)> {
+    [
         http::header::AUTHORIZATION,
         http::header::PROXY_AUTHORIZATION,
-    ] {
-        for v in headers.get_all(&name) {
-            let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
-            if let Some((_, token)) = v.split_once(' ') {
-                out.push(token.trim().to_string());
-            }
-            out.push(v);
-        }
-    }
-    for v in headers.get_all(http::header::COOKIE) {
+        http::header::COOKIE,
+    ]
+    .into_iter()
+    .flat_map(|name| {
+        headers
+            .get_all(&name)
+            .iter()
+            .map(move |v| (name.clone(), v.clone()))
+    })
+    .collect()
+}
+
+/// The credential values in `headers` (from [`credential_headers`]): each `Authorization` and
+/// `Proxy-Authorization` value (and its token part), and each cookie value. Longest first, so
+/// a whole header is redacted before its parts.
+pub fn request_credentials(headers: &[(http::HeaderName, http::HeaderValue)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, v) in headers {
         let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
-        for pair in v.split(';') {
-            if let Some((_, value)) = pair.split_once('=') {
-                out.push(value.trim().to_string());
+        if *name == http::header::COOKIE {
+            for pair in v.split(';') {
+                if let Some((_, value)) = pair.split_once('=') {
+                    out.push(value.trim().to_string());
+                }
             }
+        } else if let Some((_, token)) = v.split_once(' ') {
+            out.push(token.trim().to_string());
         }
         out.push(v);
     }

@@ -226,18 +226,18 @@ impl Templates {
         context_json: &str,
         globals: RequestGlobals,
     ) -> Result<String, RenderError> {
-        let ctx: serde_json::Value =
-            serde_json::from_str(context_json).map_err(|e| RenderError {
-                summary: format!("context for template `{name}` is not valid JSON: {e}"),
-                detail: String::new(),
-            })?;
-        if !ctx.is_object() {
+        // Straight into template values: no intermediate `serde_json::Value`.
+        let ctx: Value = serde_json::from_str(context_json).map_err(|e| RenderError {
+            summary: format!("context for template `{name}` is not valid JSON: {e}"),
+            detail: String::new(),
+        })?;
+        if ctx.kind() != minijinja::value::ValueKind::Map {
             return Err(RenderError {
                 summary: format!("context for template `{name}` must be a JSON object"),
                 detail: String::new(),
             });
         }
-        self.render(name, Value::from(minijinja::value::Serde(&ctx)), globals)
+        self.render(name, ctx, globals)
     }
 
     /// Render `name` with `ctx` (a map).

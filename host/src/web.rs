@@ -256,8 +256,12 @@ pub struct RequestCtx {
     pub session: Option<Arc<Mutex<Session>>>,
     /// The first template render that failed: the request ends in a 500.
     pub render_failure: Option<RenderError>,
-    /// This request's credentials, redacted from everything the guest logs.
-    pub credentials: Vec<String>,
+    /// This request's `Authorization`/`Cookie` headers; their values are redacted from
+    /// everything the guest logs.
+    pub credential_headers: Vec<(http::HeaderName, HeaderValue)>,
+    /// The values to redact, worked out from `credential_headers` on the first log line (most
+    /// requests never log, so the request path does not pay for it).
+    credentials: Option<Arc<[String]>>,
 }
 
 impl RequestCtx {
@@ -266,8 +270,17 @@ impl RequestCtx {
             web,
             session: session.map(|s| Arc::new(Mutex::new(s))),
             render_failure: None,
-            credentials: Vec::new(),
+            credential_headers: Vec::new(),
+            credentials: None,
         }
+    }
+
+    /// The credential values to redact from this request's guest output.
+    pub(crate) fn credentials(&mut self) -> Arc<[String]> {
+        let headers = &self.credential_headers;
+        self.credentials
+            .get_or_insert_with(|| crate::state::request_credentials(headers).into())
+            .clone()
     }
 
     pub(crate) fn session_guard(&mut self) -> MutexGuard<'_, Session> {
