@@ -222,6 +222,11 @@ fn session_setup(
         },
         max_size: usize::try_from(s.max_size.0).unwrap_or(4096),
     };
+    // The manifest checked these with file/key messages; this is the session module's own
+    // precondition for its per-request functions, which cannot report errors.
+    config
+        .validate()
+        .with_context(|| format!("invalid `[session]` in `{}`", manifest.file.display()))?;
     let keys = match &s.secret {
         Some(name) => {
             let fallbacks: Vec<Vec<u8>> = s
