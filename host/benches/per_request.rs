@@ -31,7 +31,7 @@ async fn app(text: &str) -> App {
 
 fn hello_manifest() -> String {
     format!(
-        "[app]\nname = \"bench\"\n[components.hello]\nsource = {:?}\ngrants = {{ variables = [], crypto = true }}\n\
+        "[app]\nname = \"bench\"\n[components.hello]\nsource = {:?}\ngrants = {{ variables = [], crypto = true, outbound = [\"http://127.0.0.1:9\"] }}\n\
          [[routes]]\npath = \"/\"\ncomponent = \"hello\"\nname = \"index\"\n",
         flagon_test_artifacts::HELLO
     )

@@ -9,6 +9,7 @@ wasmtime::component::bindgen!({
         "flagon:app/crypto.hash-password": async,
         "flagon:app/crypto.verify-password": async,
         "flagon:app/kv": async,
+        "flagon:app/outbound-http": async,
     },
 });
 

@@ -47,6 +47,8 @@ pub enum Capability {
     Session,
     /// `flagon:app/kv`: needs `grants.kv` (and then only the listed stores).
     Kv,
+    /// `flagon:app/outbound-http`: needs `grants.outbound` (and then only those origins).
+    Outbound,
 }
 
 impl Capability {
@@ -59,6 +61,11 @@ impl Capability {
             Capability::Templates => section.grants.templates,
             Capability::Session => section.grants.session,
             Capability::Kv => section.grants.kv.as_ref().is_some_and(|k| !k.is_empty()),
+            Capability::Outbound => section
+                .grants
+                .outbound
+                .as_ref()
+                .is_some_and(|o| !o.is_empty()),
         }
     }
 
@@ -70,6 +77,7 @@ impl Capability {
             Capability::Templates => "grants = { templates = true }",
             Capability::Session => "grants = { session = true }",
             Capability::Kv => "grants = { kv = [\"name\"] }",
+            Capability::Outbound => "grants = { outbound = [\"https://api.example.com\"] }",
             _ => "",
         }
     }
@@ -176,7 +184,9 @@ pub fn classify(import: &str) -> Result<Capability, String> {
             }
         }
         "wasi:sockets" => Err("components get no network sockets".into()),
-        "wasi:http" => Err("outbound HTTP is not available to components yet".into()),
+        "wasi:http" => Err(
+            "`wasi:http` is not linked; send requests through `flagon:app/outbound-http` with `grants.outbound`".into(),
+        ),
         "flagon:app" => {
             if version != FLAGON_WIT_VERSION {
                 return Err(format!(
@@ -191,6 +201,7 @@ pub fn classify(import: &str) -> Result<Capability, String> {
                 "templates" => Ok(Capability::Templates),
                 "session" => Ok(Capability::Session),
                 "kv" => Ok(Capability::Kv),
+                "outbound-http" => Ok(Capability::Outbound),
                 other => Err(format!(
                     "`flagon:app/{other}` is not implemented by this host"
                 )),
@@ -229,6 +240,7 @@ pub fn link(linker: &mut Linker<HostState>) -> Result<()> {
     flagon::templates::add_to_linker::<_, HasSelf<_>>(l, |t| t)?;
     flagon::session::add_to_linker::<_, HasSelf<_>>(l, |t| t)?;
     flagon::kv::add_to_linker::<_, HasSelf<_>>(l, |t| t)?;
+    flagon::outbound_http::add_to_linker::<_, HasSelf<_>>(l, |t| t)?;
     Ok(())
 }
 

@@ -204,6 +204,17 @@ fn check(path: &Path, options: &LoadOptions) -> Result<()> {
         if let Some(k) = &section.grants.kv {
             granted.push(format!("kv [{}]", k.join(", ")));
         }
+        if let Some(o) = &section.grants.outbound {
+            let origins: Vec<String> = o
+                .iter()
+                .map(|g| match g.parse() {
+                    Ok(origin) if origin.allow_private() => format!("{origin} (private allowed)"),
+                    Ok(origin) => origin.to_string(),
+                    Err(_) => "?".into(),
+                })
+                .collect();
+            granted.push(format!("outbound [{}]", origins.join(", ")));
+        }
         for (guest, g) in &section.grants.files {
             granted.push(format!(
                 "files {guest} -> {} ({})",
@@ -260,6 +271,12 @@ fn check(path: &Path, options: &LoadOptions) -> Result<()> {
                         "session",
                     ),
                     (section.grants.kv.is_some(), Capability::Kv, "kv", "kv"),
+                    (
+                        section.grants.outbound.is_some(),
+                        Capability::Outbound,
+                        "outbound",
+                        "outbound-http",
+                    ),
                 ] {
                     if granted && !uses(cap) {
                         println!(

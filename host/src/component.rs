@@ -36,6 +36,8 @@ pub struct Guest {
     pub session: bool,
     /// Granted directories: host path, guest path, writable.
     pub files: Box<[(PathBuf, String, bool)]>,
+    /// Where the component may send HTTP requests (`grants.outbound`), if anywhere.
+    pub outbound: Option<crate::outbound::OutboundPolicy>,
 }
 
 /// Secret values shorter than this are not redacted: they would match ordinary text.
@@ -113,6 +115,17 @@ impl LoadedComponent {
                     "component `{id}` does not export `handle` from the `flagon:app/handler` world"
                 )
             })?;
+        let outbound = match &section.grants.outbound {
+            Some(grants) if !grants.is_empty() => {
+                // The manifest checked every grant when it was parsed.
+                let allowed = grants.iter().filter_map(|g| g.parse().ok()).collect();
+                Some(
+                    crate::outbound::OutboundPolicy::new(allowed)
+                        .with_timeout(section.limits.timeout.0),
+                )
+            }
+            _ => None,
+        };
         let granted = section.grants.variables.iter().flatten();
         let guest = Guest {
             id: id.to_string(),
@@ -134,6 +147,7 @@ impl LoadedComponent {
                 .iter()
                 .map(|(guest, g)| (manifest.resolve(g.path()), guest.clone(), g.writable()))
                 .collect(),
+            outbound,
         };
         Ok(Self {
             guest: Arc::new(guest),

@@ -398,6 +398,44 @@ pub struct Grants {
     /// `files = { "/uploads" = { path = "./uploads", write = true } }`
     #[serde(default)]
     pub files: BTreeMap<String, FileGrant>,
+    /// Origins this component may send HTTP requests to through `flagon:app/outbound-http`:
+    /// `scheme://host[:port]`, `*.` for subdomains. A host name that resolves to a private or
+    /// loopback address is refused unless the grant names that IP literal or sets
+    /// `allow_private = true`. Example: `grants = { outbound = ["https://api.example.com",
+    /// { origin = "http://search.internal:9200", allow_private = true }] }`
+    pub outbound: Option<Vec<OutboundGrant>>,
+}
+
+/// One origin granted for outbound HTTP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OutboundGrant {
+    /// `"https://api.example.com"`
+    Origin(String),
+    /// `{ origin = "http://search.internal:9200", allow_private = true }`
+    Detailed {
+        origin: String,
+        #[serde(default)]
+        allow_private: bool,
+    },
+}
+
+impl OutboundGrant {
+    /// The grant as the outbound client's allow-list entry.
+    pub fn parse(
+        &self,
+    ) -> std::result::Result<crate::outbound::AllowedOrigin, crate::outbound::OutboundError> {
+        match self {
+            OutboundGrant::Origin(o)
+            | OutboundGrant::Detailed {
+                origin: o,
+                allow_private: false,
+            } => crate::outbound::AllowedOrigin::parse(o),
+            OutboundGrant::Detailed { origin, .. } => {
+                crate::outbound::AllowedOrigin::parse_with_private(origin)
+            }
+        }
+    }
 }
 
 /// A directory granted to a component.
@@ -760,6 +798,15 @@ impl Manifest {
                         format!("{key}.grants.files.\"{guest}\""),
                         format!("`{}` is not a directory", host.display()),
                         "create it, or point the grant at an existing directory",
+                    ));
+                }
+            }
+            for (i, grant) in c.grants.outbound.iter().flatten().enumerate() {
+                if let Err(e) = grant.parse() {
+                    return Err(self.invalid(
+                        format!("{key}.grants.outbound[{i}]"),
+                        e.to_string(),
+                        "write an origin such as `\"https://api.example.com\"` or `\"https://*.example.com\"` (no path, no user info)",
                     ));
                 }
             }

@@ -10,7 +10,7 @@ use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::flagon::app::{config, kv, log, session, templates, types};
+use crate::bindings::flagon::app::{config, kv, log, outbound_http, session, templates, types};
 use crate::component::Guest;
 use crate::guest_output::GuestOutput;
 use crate::web::RequestCtx;
@@ -269,6 +269,47 @@ impl kv::Host for HostState {
     async fn list_keys(&mut self, store: String, prefix: String) -> Result<Vec<String>, String> {
         let s = self.kv_store(&store)?;
         s.list_keys(&prefix).await.map_err(|e| e.to_string())
+    }
+}
+
+impl outbound_http::Host for HostState {
+    async fn send(
+        &mut self,
+        request: outbound_http::OutgoingRequest,
+    ) -> Result<outbound_http::IncomingResponse, String> {
+        let (Some(policy), Some(client)) = (&self.guest.outbound, &self.ctx.web.outbound) else {
+            return Err(
+                "outbound HTTP is not granted to this component (`grants.outbound`)".into(),
+            );
+        };
+        let method = match &request.method {
+            types::Method::Get => http::Method::GET,
+            types::Method::Head => http::Method::HEAD,
+            types::Method::Post => http::Method::POST,
+            types::Method::Put => http::Method::PUT,
+            types::Method::Delete => http::Method::DELETE,
+            types::Method::Patch => http::Method::PATCH,
+            types::Method::Options => http::Method::OPTIONS,
+            types::Method::Other(m) => http::Method::from_bytes(m.as_bytes())
+                .map_err(|_| format!("invalid method `{}`", log_safe(m)))?,
+        };
+        let req = crate::outbound::OutboundRequest {
+            method,
+            url: request.url,
+            headers: request.headers,
+            body: request.body,
+        };
+        match client.send(policy, req).await {
+            Ok(r) => Ok(outbound_http::IncomingResponse {
+                status: r.status,
+                headers: r.headers,
+                body: r.body,
+            }),
+            Err(e) => {
+                tracing::info!(component = %self.guest.id, request_id = %self.request_id, "outbound request failed: {e}");
+                Err(e.to_string())
+            }
+        }
     }
 }
 

@@ -37,6 +37,9 @@ pub struct Web {
     pub redirect_origins: Vec<Origin>,
     /// `[errors]`: status -> template.
     pub error_templates: BTreeMap<u16, String>,
+    /// The app's outbound HTTP client (one connection pool for all instances), when any
+    /// component is granted `outbound`.
+    pub outbound: Option<crate::outbound::OutboundClient>,
 }
 
 impl Web {
@@ -128,6 +131,18 @@ impl Web {
             kv.insert(name.clone(), Arc::new(store));
         }
 
+        let outbound = if manifest
+            .components
+            .values()
+            .any(|c| c.grants.outbound.as_ref().is_some_and(|o| !o.is_empty()))
+        {
+            Some(
+                crate::outbound::OutboundClient::new()
+                    .context("cannot set up the outbound HTTP client")?,
+            )
+        } else {
+            None
+        };
         let redirect_origins = manifest
             .security
             .redirect_origins
@@ -146,6 +161,7 @@ impl Web {
             headers: SecurityHeaders::new(manifest),
             redirect_origins,
             error_templates: manifest.errors.clone(),
+            outbound,
         })
     }
 

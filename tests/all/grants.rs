@@ -158,3 +158,62 @@ fn block_on<F: Future>(f: F) -> F::Output {
         .unwrap()
         .block_on(f)
 }
+
+#[test]
+fn ungranted_outbound_http_is_refused_at_load() {
+    let err = refused_without(", outbound = [\"http://127.0.0.1:9\"]");
+    assert!(err.contains("`flagon:app/outbound-http@0.1.0`"), "{err}");
+    assert!(err.contains("grants = { outbound = ["), "{err}");
+}
+
+#[test]
+fn bad_outbound_grants_name_the_key() {
+    let text = app_manifest("").replace("http://127.0.0.1:9", "https://user@api.example.com/path");
+    let err = format!("{:#}", TestManifest::new(&text).load_sync().err().unwrap());
+    assert!(err.contains("components.hello.grants.outbound[0]"), "{err}");
+}
+
+/// Outbound HTTP reaches the granted origin (here another Flagon on 127.0.0.1, granted by its
+/// IP literal) and nothing else, whatever spelling the guest tries.
+#[tokio::test]
+async fn outbound_http_reaches_only_granted_origins() {
+    let upstream = TestServer::start(&app_manifest("")).await;
+    let origin = format!("http://127.0.0.1:{}", upstream.addr.port());
+    let s = TestServer::start(&app_manifest("").replace("http://127.0.0.1:9", &origin)).await;
+    let fetch = |url: String| {
+        let s = &s;
+        async move {
+            let q = percent_encoding::utf8_percent_encode(&url, percent_encoding::NON_ALPHANUMERIC);
+            s.get(&format!("/fetch?url={q}")).await.text()
+        }
+    };
+    assert_eq!(
+        fetch(format!("{origin}/")).await,
+        "status=200 body=hello from wasm"
+    );
+    // A redirect within the granted origin is followed.
+    assert_eq!(
+        fetch(format!("{origin}/redirect")).await,
+        "status=200 body=hello from wasm"
+    );
+    let port = upstream.addr.port();
+    for (url, why) in [
+        (format!("http://localhost:{port}/"), "not allowed"),
+        (format!("http://127.0.0.1:{}/", port + 1), "not allowed"),
+        (
+            format!("http://127.0.0.1:{port}@evil.example/"),
+            "user info",
+        ),
+        (
+            "http://169.254.169.254/latest/meta-data/".to_string(),
+            "not allowed",
+        ),
+        (format!("https://127.0.0.1:{port}/"), "not allowed"),
+        ("file:///etc/passwd".to_string(), ""),
+    ] {
+        let text = fetch(url.clone()).await;
+        assert!(text.starts_with("refused: "), "{url}: {text}");
+        assert!(text.contains(why), "{url}: {text}");
+        assert!(!text.contains("hello from wasm"), "{url}: {text}");
+    }
+}

@@ -44,7 +44,7 @@ header_read_timeout = "1s"
 
 [components.hello]
 source = {hello}
-grants = {{ variables = ["greeting"], crypto = true }}
+grants = {{ variables = ["greeting"], crypto = true, outbound = ["http://127.0.0.1:9"] }}
 
 [components.hostile]
 source = {hostile}
@@ -122,6 +122,11 @@ name = "slow"
 path = "/teapot"
 component = "hello"
 name = "teapot"
+
+[[routes]]
+path = "/fetch"
+component = "hello"
+name = "fetch"
 
 [[routes]]
 path = "/fail"

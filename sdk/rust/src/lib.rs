@@ -724,3 +724,103 @@ macro_rules! export {
         );
     };
 }
+
+/// HTTP requests to the origins the manifest grants (`grants.outbound`), and nowhere else.
+///
+/// Using this module makes the component import `flagon:app/outbound-http`; grant it with
+/// `grants = { outbound = ["https://api.example.com"] }`.
+pub mod outbound {
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+
+    use crate::bindings::flagon::app::outbound_http as host;
+    use crate::{Error, Method};
+
+    /// A request to send; build it with [`Request::get`], [`Request::post`] or [`Request::new`].
+    #[derive(Debug, Clone)]
+    pub struct Request {
+        inner: host::OutgoingRequest,
+    }
+
+    impl Request {
+        pub fn new(method: Method, url: impl Into<String>) -> Self {
+            Self {
+                inner: host::OutgoingRequest {
+                    method,
+                    url: url.into(),
+                    headers: Vec::new(),
+                    body: Vec::new(),
+                },
+            }
+        }
+
+        pub fn get(url: impl Into<String>) -> Self {
+            Self::new(Method::Get, url)
+        }
+
+        pub fn post(url: impl Into<String>) -> Self {
+            Self::new(Method::Post, url)
+        }
+
+        pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+            self.inner.headers.push((name.into(), value.into()));
+            self
+        }
+
+        pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+            self.inner.body = body.into();
+            self
+        }
+
+        /// A JSON body with `Content-Type: application/json`.
+        pub fn json<T: Serialize + ?Sized>(self, value: &T) -> Result<Self, Error> {
+            let body = serde_json::to_vec(value).map_err(|e| Error::internal(e.to_string()))?;
+            Ok(self.header("content-type", "application/json").body(body))
+        }
+
+        /// Send it. Refusals (origin not granted, private address, too large, timeout) and
+        /// network failures are 502 errors carrying the host's reason.
+        pub fn send(self) -> Result<Response, Error> {
+            host::send(&self.inner)
+                .map(|inner| Response { inner })
+                .map_err(|e| Error::new(502, e))
+        }
+    }
+
+    /// The final response, after redirects.
+    #[derive(Debug, Clone)]
+    pub struct Response {
+        inner: host::IncomingResponse,
+    }
+
+    impl Response {
+        pub fn status(&self) -> u16 {
+            self.inner.status
+        }
+
+        /// The first value of header `name` (case-insensitive).
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.inner
+                .headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        }
+
+        pub fn body(&self) -> &[u8] {
+            &self.inner.body
+        }
+
+        /// The body as UTF-8 text (a 502 error if it is not).
+        pub fn text(&self) -> Result<&str, Error> {
+            std::str::from_utf8(&self.inner.body)
+                .map_err(|_| Error::new(502, "the upstream response is not UTF-8"))
+        }
+
+        /// The body parsed as JSON (a 502 error if it does not fit `T`).
+        pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
+            serde_json::from_slice(&self.inner.body)
+                .map_err(|e| Error::new(502, format!("invalid JSON from upstream: {e}")))
+        }
+    }
+}

@@ -121,6 +121,26 @@ impl Handler for Hello {
                 }
                 Ok(Response::text("done"))
             }
+            Some("fetch") => {
+                // Outbound HTTP to whatever URL the client names; the host decides.
+                let url = req
+                    .query::<Vec<(String, String)>>()?
+                    .into_iter()
+                    .find(|(k, _)| k == "url")
+                    .map(|(_, v)| v)
+                    .unwrap_or_default();
+                match flagon_sdk::outbound::Request::get(url)
+                    .header("authorization", "Bearer upstream-token-0123")
+                    .send()
+                {
+                    Ok(r) => Ok(Response::text(format!(
+                        "status={} body={}",
+                        r.status(),
+                        r.text()?
+                    ))),
+                    Err(e) => Ok(Response::text(format!("refused: {}", e.message()))),
+                }
+            }
             Some("teapot") => Err(Error::new(418, "short and stout")),
             Some("fail") => Err(Error::internal("database password is hunter2")),
             _ => Err(Error::not_found()),
