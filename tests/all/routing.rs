@@ -165,7 +165,7 @@ async fn keep_alive_serves_many_requests_on_one_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_finishes_in_flight_requests() {
     let s = TestServer::start(&app_manifest("")).await;
-    assert_eq!(s.app.router().routes().len(), 15);
+    assert_eq!(s.app.router().routes().len(), 16);
     let addr = s.addr;
     let slow = tokio::spawn(crate::harness::send(addr, Req::new("GET", "/slow?ms=1500")));
     // Generous: the request must be in flight (not still in the accept backlog) at shutdown.
