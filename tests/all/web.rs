@@ -767,3 +767,80 @@ fn a_session_without_a_key_refuses_to_start() {
     assert!(err.contains("FLAGON_SESSION_KEY"), "{err}");
     assert!(err.contains("--dev"), "{err}");
 }
+
+/// A `redis-server` on a free loopback port for one test, killed when dropped.
+struct Redis {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Redis {
+    async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server runs (apt-get install redis-server; .ci/run installs it)");
+        let redis = Redis { child, port };
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return redis;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("redis-server did not start on port {port}");
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two app instances with a Redis-backed store share its data, as instances behind a load
+/// balancer would.
+#[tokio::test]
+async fn redis_backed_stores_are_shared_between_instances() {
+    let redis = Redis::start().await;
+    let text = web_manifest("", "")
+        .replace(
+            "[kv.counter]\n",
+            "[kv.counter]\nbackend = \"redis\"\nurl = \"redis_url\"\n",
+        )
+        .replace(
+            "[variables]\n",
+            &format!(
+                "[variables]\nredis_url = {{ default = \"redis://127.0.0.1:{}/\", secret = true }}\n",
+                redis.port
+            ),
+        );
+    let a = TestServer::serve(
+        TestManifest::with_files(&text, &web_files()),
+        LoadOptions::default(),
+    )
+    .await;
+    let b = TestServer::serve(
+        TestManifest::with_files(&text, &web_files()),
+        LoadOptions::default(),
+    )
+    .await;
+    let hits =
+        |r: Reply| serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["hits"].clone();
+    assert_eq!(hits(a.get("/kv?v=a").await), 1);
+    assert_eq!(hits(b.get("/kv?v=b").await), 2);
+    assert_eq!(a.get("/kv-get?key=last").await.text(), "Some(\"b\")");
+    assert_eq!(b.get("/kv-ttl").await.text(), "true");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(a.get("/kv-get?key=short").await.text(), "None");
+}
