@@ -456,7 +456,7 @@ fn check_csrf(
     session: &Session,
     headers: &http::HeaderMap,
     form: &[bindings::FormField],
-    peer: &security::Peer,
+    peer: &security::Peer<'_>,
 ) -> Result<(), &'static str> {
     if let SameOrigin::No(why) = security::same_origin(headers, peer) {
         return Err(why);

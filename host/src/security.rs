@@ -2,6 +2,7 @@
 //! headers from trusted proxies only, same-origin checks for CSRF, redirect targets, and the
 //! security headers added to responses.
 
+use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -30,15 +31,16 @@ impl Origin {
         let (host, port) = split_host_port(rest)?;
         Some(Origin {
             scheme,
-            host,
+            host: host.into_owned(),
             port: port.unwrap_or(default_port),
         })
     }
 }
 
-/// Split `host[:port]` (with `[v6]` literals), lowercasing the host. `None` when malformed or
-/// when anything but a host and port is present (userinfo, path, backslash, whitespace).
-pub fn split_host_port(s: &str) -> Option<(String, Option<u16>)> {
+/// Split `host[:port]` (with `[v6]` literals), lowercasing the host (borrowed when it already
+/// is). `None` when malformed or when anything but a host and port is present (userinfo, path,
+/// backslash, whitespace).
+pub fn split_host_port(s: &str) -> Option<(Cow<'_, str>, Option<u16>)> {
     if s.is_empty()
         || s.bytes().any(|b| {
             matches!(b, b'/' | b'\\' | b'@' | b'?' | b'#' | b'%') || b <= b' ' || b >= 0x7f
@@ -53,11 +55,12 @@ pub fn split_host_port(s: &str) -> Option<(String, Option<u16>)> {
             "" => None,
             p => Some(p.strip_prefix(':')?),
         };
-        (format!("[{addr}]"), port)
+        // `[addr]`, brackets included.
+        (&s[..addr.len() + 2], port)
     } else {
         match s.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), Some(p)),
-            None => (s.to_string(), None),
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
         }
     };
     if host.is_empty() || (!host.starts_with('[') && host.contains(':')) {
@@ -67,12 +70,17 @@ pub fn split_host_port(s: &str) -> Option<(String, Option<u16>)> {
         Some(p) => Some(p.parse::<u16>().ok().filter(|&p| p != 0)?),
         None => None,
     };
-    Some((host.to_ascii_lowercase(), port))
+    let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    };
+    Some((host, port))
 }
 
 /// Where a request really came from, after believing forwarded headers from trusted proxies.
 #[derive(Debug, Clone)]
-pub struct Peer {
+pub struct Peer<'a> {
     /// The client: the connection's address, or the first untrusted address in
     /// `X-Forwarded-For` when the connection is from a trusted proxy.
     pub client: SocketAddr,
@@ -80,15 +88,15 @@ pub struct Peer {
     pub scheme: &'static str,
     /// The host the client asked for (lowercase, port stripped), from `Host`, the URI authority
     /// (HTTP/2), or a trusted proxy's `X-Forwarded-Host`.
-    pub host: Option<String>,
+    pub host: Option<Cow<'a, str>>,
     /// The port of the requested host, if one was given.
     pub port: Option<u16>,
 }
 
-impl Peer {
+impl Peer<'_> {
     /// This request's own origin, for same-origin checks.
     pub fn origin(&self) -> Option<Origin> {
-        let host = self.host.clone()?;
+        let host = self.host.as_deref()?.to_string();
         let default = if self.scheme == "https" { 443 } else { 80 };
         Some(Origin {
             scheme: self.scheme.to_string(),
@@ -121,12 +129,12 @@ impl HostPolicy {
     /// Work out the client, scheme and host of a request. `Err(())` when the host is not
     /// allowed (or malformed): the caller answers 400.
     #[allow(clippy::result_unit_err)]
-    pub fn peer(
+    pub fn peer<'a>(
         &self,
         remote: SocketAddr,
-        uri: &http::Uri,
-        headers: &HeaderMap,
-    ) -> Result<Peer, ()> {
+        uri: &'a http::Uri,
+        headers: &'a HeaderMap,
+    ) -> Result<Peer<'a>, ()> {
         let from_proxy = !self.trusted_proxies.is_empty() && self.trusted(remote.ip());
         let mut client = remote;
         let mut scheme = "http";
@@ -214,7 +222,7 @@ pub enum SameOrigin {
 
 /// Decide whether an unsafe request comes from this site, from `Sec-Fetch-Site` (sent by
 /// every current browser) and else `Origin`.
-pub fn same_origin(headers: &HeaderMap, peer: &Peer) -> SameOrigin {
+pub fn same_origin(headers: &HeaderMap, peer: &Peer<'_>) -> SameOrigin {
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         return match site {
             // `none`: the user started it (typed the URL, a bookmark).
@@ -314,9 +322,11 @@ impl SecurityHeaders {
 
     /// Add each header the response does not already have.
     pub fn apply(&self, headers: &mut HeaderMap) {
+        headers.reserve(self.headers.len());
         for (name, value) in &self.headers {
-            if !headers.contains_key(name) {
-                headers.insert(name.clone(), value.clone());
+            // One lookup per header; the value is cloned only when it is inserted.
+            if let header::Entry::Vacant(slot) = headers.entry(name) {
+                slot.insert(value.clone());
             }
         }
     }
