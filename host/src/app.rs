@@ -539,7 +539,9 @@ fn into_http(
     let mut out = http::Response::new(Body::new(Bytes::from(r.body)));
     *out.status_mut() = status;
     let headers = out.headers_mut();
-    headers.reserve(r.headers.len());
+    // Room for the guest's headers plus everything the host adds afterwards (security
+    // headers, `x-request-id`, `vary`, a session cookie), so the map is allocated once.
+    headers.reserve(r.headers.len() + web.headers.len() + 3);
     for (name, value) in r.headers {
         let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
             return fail(format!("invalid header name {name:?}"));

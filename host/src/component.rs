@@ -214,7 +214,8 @@ impl LoadedComponent {
         request: &Request,
         ctx: RequestCtx,
     ) -> (Result<Response, Failure>, RequestCtx) {
-        let deadline = Instant::now() + self.guest.timeout;
+        let started = Instant::now();
+        let deadline = started + self.guest.timeout;
         let mut store = Store::new(
             engine,
             HostState::new(self.guest.clone(), request_id, deadline, ctx),
@@ -238,7 +239,22 @@ impl LoadedComponent {
         };
         // The epoch deadline stops guest code; this outer timeout also covers time spent in
         // host calls, so nothing a guest does can hold a request past its deadline for long.
-        let outcome = tokio::time::timeout(self.guest.timeout + engine::EPOCH_TICK * 20, run).await;
+        // Most handlers never wait on the host: the first poll runs the fiber to completion,
+        // and only a call that is still pending afterwards arms a timer (saving a timer-wheel
+        // insert and removal on every request).
+        let limit = self.guest.timeout + engine::EPOCH_TICK * 20;
+        let outcome = {
+            let mut run = std::pin::pin!(run);
+            let first =
+                std::future::poll_fn(|cx| std::task::Poll::Ready(run.as_mut().poll(cx))).await;
+            match first {
+                std::task::Poll::Ready(done) => Ok(done),
+                std::task::Poll::Pending => {
+                    let until = tokio::time::Instant::from_std(started + limit);
+                    tokio::time::timeout_at(until, run).await
+                }
+            }
+        };
         let dropped = store.data().dropped_log_lines();
         if dropped > 0 {
             tracing::warn!(component = %self.guest.id, request_id = %store.data().request_id, dropped, "guest log lines dropped (limit per request)");

@@ -321,8 +321,18 @@ impl SecurityHeaders {
     }
 
     /// Add each header the response does not already have.
+    /// How many headers [`SecurityHeaders::apply`] may add.
+    pub fn len(&self) -> usize {
+        self.headers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.headers.is_empty()
+    }
+
     pub fn apply(&self, headers: &mut HeaderMap) {
-        headers.reserve(self.headers.len());
+        // One extra slot for `x-request-id`, added right after.
+        headers.reserve(self.headers.len() + 1);
         for (name, value) in &self.headers {
             // One lookup per header; the value is cloned only when it is inserted.
             if let header::Entry::Vacant(slot) = headers.entry(name) {

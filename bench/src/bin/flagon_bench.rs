@@ -120,8 +120,15 @@ fn main() {
             "Flagon page (host templates)",
             flagon_cmd(&bins, &app, &cache),
         ),
+        // No guest at all: a path without a route answered by the host (404 page, security
+        // headers, request id). The gap between this row and hyper is the host's HTTP and web
+        // layer; the gap between this row and "Flagon hello" is the Wasm instance.
+        Server::start(
+            "Flagon host only (404, no guest)",
+            flagon_cmd(&bins, &app, &cache),
+        ),
     ];
-    let paths = ["/", "/", "/page", "/page", "/page-host"];
+    let paths = ["/", "/", "/page", "/page", "/page-host", "/no-such-route"];
     let mut paths: Vec<&str> = paths.to_vec();
     if which("wasmtime") {
         let mut c = Command::new("wasmtime");
