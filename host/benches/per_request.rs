@@ -13,10 +13,6 @@ use flagon::router::Router;
 use flagon::{App, CacheDir, LoadOptions, Manifest};
 use http_body_util::Full;
 
-// The same allocator as the `flagon` binary, so the figures match what it serves.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 async fn app(text: &str) -> App {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("flagon.toml");

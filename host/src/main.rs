@@ -1,11 +1,4 @@
 use clap::Parser as _;
-
-// mimalloc instead of glibc malloc: the per-request path allocates many small, short-lived
-// objects (the Store and its instance bookkeeping, header maps, buffers), often freed on another
-// worker thread; criterion's whole-host-path benchmark runs about 5% faster with it (see
-// docs/performance.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
