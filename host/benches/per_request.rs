@@ -33,7 +33,12 @@ fn hello_manifest() -> String {
     format!(
         "[app]\nname = \"bench\"\n[components.hello]\nsource = {:?}\ngrants = {{ variables = [], crypto = true, outbound = [\"http://127.0.0.1:9\"] }}\n\
          [[routes]]\npath = \"/\"\ncomponent = \"hello\"\nname = \"index\"\n",
-        flagon_test_artifacts::HELLO
+        // Any component exporting the handler world can stand in for the test suite's hello,
+        // e.g. the benchmark's (fewer imports): FLAGON_BENCH_COMPONENT=path/to/component.wasm
+        std::env::var("FLAGON_BENCH_COMPONENT")
+            .ok()
+            .filter(|path| !path.is_empty())
+            .unwrap_or_else(|| flagon_test_artifacts::HELLO.to_string())
     )
 }
 
