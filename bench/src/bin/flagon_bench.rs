@@ -225,6 +225,12 @@ fn main() {
         let _ = writeln!(report, "{}", in_flight_memory(&bins, &app, &cache));
     }
 
+    let _ = writeln!(
+        report,
+        "{}",
+        connection_reuse(&servers, &work, o.duration.min(5))
+    );
+
     let _ = writeln!(report, "{}", startup(&bins, &work, &wasm, &cache));
 
     if let Some(secs) = o.soak {
@@ -238,6 +244,43 @@ fn main() {
         eprintln!("report written to {}", out.display());
     }
     let _ = std::fs::remove_dir_all(&work);
+}
+
+/// Hello without keep-alive (a new TCP connection per request) and with HTTP/1 pipelining
+/// (16 requests in flight per connection), hyper against Flagon.
+fn connection_reuse(servers: &[Server], work: &Path, secs: u64) -> String {
+    let script = work.join("pipeline.lua");
+    std::fs::write(
+        &script,
+        "init = function(args)\n  local r = {}\n  for i = 1, 16 do r[i] = wrk.format(nil, \"/\") end\n  req = table.concat(r)\nend\nrequest = function() return req end\n",
+    )
+    .unwrap();
+    let mut out = format!(
+        "## Keep-alive and pipelining ({secs}s each, 64 connections)\n\n| mode | hyper req/s | Flagon req/s | Flagon × hyper | hyper CPU µs/req | Flagon CPU µs/req |\n|---|---:|---:|---:|---:|---:|\n"
+    );
+    let pipelined = format!("-s {}", script.display());
+    for (mode, extra) in [
+        ("keep-alive (as above)", ""),
+        (
+            "`Connection: close` (new connection per request)",
+            "-H 'Connection: close'",
+        ),
+        ("pipelined, 16 deep", pipelined.as_str()),
+    ] {
+        eprintln!("connection reuse: {mode}");
+        let h = servers[0].load_with("/", 64, secs, extra);
+        let f = servers[1].load_with("/", 64, secs, extra);
+        let _ = writeln!(
+            out,
+            "| {mode} | {:.0} | {:.0} | {:.2} | {:.1} | {:.1} |",
+            h.rps,
+            f.rps,
+            f.rps / h.rps,
+            h.cpu_us,
+            f.cpu_us
+        );
+    }
+    out
 }
 
 fn require(tool: &str, hint: &str) {
@@ -413,8 +456,13 @@ impl Server {
     }
 
     fn load(&self, path: &str, connections: u32, secs: u64) -> Run {
+        self.load_with(path, connections, secs, "")
+    }
+
+    /// `extra` goes to wrk as is (a header, a Lua script).
+    fn load_with(&self, path: &str, connections: u32, secs: u64, extra: &str) -> Run {
         let before = self.cpu_ticks();
-        let out = wrk(self.addr, path, connections, secs, secs + 5);
+        let out = wrk(self.addr, path, connections, secs, secs + 5, extra);
         let after = self.cpu_ticks();
         let mut run = parse_wrk(&out);
         let ticks_per_sec = 100.0; // USER_HZ on Linux
@@ -430,10 +478,17 @@ impl Drop for Server {
     }
 }
 
-fn wrk(addr: SocketAddr, path: &str, connections: u32, secs: u64, timeout: u64) -> String {
+fn wrk(
+    addr: SocketAddr,
+    path: &str,
+    connections: u32,
+    secs: u64,
+    timeout: u64,
+    extra: &str,
+) -> String {
     let threads = connections.clamp(1, 2);
     let script = format!(
-        "ulimit -n 65536 2>/dev/null; exec wrk -t{threads} -c{connections} -d{secs}s --timeout {timeout}s --latency http://{addr}{path}"
+        "ulimit -n 65536 2>/dev/null; exec wrk -t{threads} -c{connections} -d{secs}s --timeout {timeout}s --latency {extra} http://{addr}{path}"
     );
     let out = Command::new("sh")
         .arg("-c")
@@ -541,7 +596,7 @@ fn in_flight_memory(bins: &Path, app: &Path, cache: &Path) -> String {
     let s = Server::start("flagon", flagon_cmd(bins, app, cache));
     let idle = s.rss_kib();
     let addr = s.addr;
-    let loader = std::thread::spawn(move || wrk(addr, "/sleep", 1024, 6, 10));
+    let loader = std::thread::spawn(move || wrk(addr, "/sleep", 1024, 6, 10, ""));
     std::thread::sleep(Duration::from_secs(3));
     let busy = s.rss_kib();
     let out = loader.join().unwrap();
@@ -620,7 +675,7 @@ fn startup(bins: &Path, work: &Path, wasm: &Path, cache: &Path) -> String {
 fn soak(s: &Server, secs: u64) -> String {
     eprintln!("soak: {secs}s");
     let addr = s.addr;
-    let loader = std::thread::spawn(move || wrk(addr, "/", 64, secs, 10));
+    let loader = std::thread::spawn(move || wrk(addr, "/", 64, secs, 10, ""));
     let mut samples = Vec::new();
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(secs) {
