@@ -7,10 +7,11 @@ use crate::app_manifest;
 use crate::harness::{BinServer, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn infinite_loops_are_stopped_while_others_are_served() {
+async fn guests_that_never_finish_are_stopped_while_others_are_served() {
     let s = TestServer::start(&app_manifest("")).await; // hostile timeout = 1s
     let addr = s.addr;
-    for route in ["/h/spin", "/h/spin-host"] {
+    // A loop in guest code, a loop of host calls, and a wait inside the host.
+    for route in ["/h/spin", "/h/spin-host", "/h/sleep"] {
         let started = Instant::now();
         let looping = tokio::spawn(async move {
             let r = crate::harness::send(addr, crate::harness::Req::new("GET", route)).await;

@@ -24,6 +24,12 @@ impl Handler for Hostile {
                     flagon_sdk::log::trace("spinning");
                 }
             }
+            Some("sleep") => {
+                // Waits in the host (WASI's clock), where epoch interruption cannot reach it:
+                // only the host's outer deadline stops this one.
+                std::thread::sleep(std::time::Duration::from_secs(60));
+                Ok(Response::text("woke up"))
+            }
             Some("bomb") => {
                 // Allocate until the memory limit refuses to grow, touching every page.
                 let mut hoard: Vec<Vec<u8>> = Vec::new();
