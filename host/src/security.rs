@@ -320,16 +320,17 @@ impl SecurityHeaders {
         Self { headers }
     }
 
-    /// Add each header the response does not already have.
     /// How many headers [`SecurityHeaders::apply`] may add.
     pub fn len(&self) -> usize {
         self.headers.len()
     }
 
+    /// Whether [`SecurityHeaders::apply`] adds nothing.
     pub fn is_empty(&self) -> bool {
         self.headers.is_empty()
     }
 
+    /// Add each header the response does not already have.
     pub fn apply(&self, headers: &mut HeaderMap) {
         // One extra slot for `x-request-id`, added right after.
         headers.reserve(self.headers.len() + 1);
