@@ -33,7 +33,7 @@ pub type Body = Full<Bytes>;
 /// Where precompiled components are cached.
 #[derive(Debug, Clone, Default)]
 pub enum CacheDir {
-    /// `[server] cache_dir`, else the user's cache directory (see [`crate::engine::default_cache_dir`]).
+    /// `[server] cache_dir`, else the user's cache directory (see [`crate::manifest::default_cache_dir`]).
     #[default]
     Default,
     /// This directory.

@@ -2,7 +2,7 @@
 //! precompiled components.
 
 use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -111,18 +111,6 @@ fn spawn_epoch_ticker(engine: wasmtime::EngineWeak, alive: Weak<AtomicBool>) {
             }
         })
         .expect("failed to spawn the epoch thread");
-}
-
-/// The default cache directory: `$FLAGON_CACHE_DIR`, else `$XDG_CACHE_HOME/flagon`, else
-/// `~/.cache/flagon`.
-pub fn default_cache_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("FLAGON_CACHE_DIR") {
-        return Some(PathBuf::from(dir));
-    }
-    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
-        return Some(PathBuf::from(dir).join("flagon"));
-    }
-    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("flagon"))
 }
 
 /// Where a component was loaded from, for logs and benchmarks.

@@ -53,6 +53,8 @@ use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 use url::{Host, Url};
 
+use crate::manifest::origin::{AllowedOrigin, HostPattern, InvalidOrigin, Scheme};
+
 /// Default for [`OutboundPolicy::timeout`]: long enough for a slow API, short enough that a
 /// stuck upstream does not hold a guest instance for long.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -99,8 +101,8 @@ const BODY_HEADERS: &[HeaderName] = &[
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum OutboundError {
     /// An `outbound` grant in the manifest is malformed; `reason` says how to write it.
-    #[error("invalid outbound origin `{origin}`: {reason}")]
-    InvalidOrigin { origin: String, reason: String },
+    #[error(transparent)]
+    InvalidOrigin(#[from] InvalidOrigin),
     /// The request (or redirect) URL cannot be used.
     #[error("invalid outbound url: {0}")]
     InvalidUrl(String),
@@ -150,306 +152,6 @@ pub enum OutboundError {
     /// The HTTP exchange failed after connecting.
     #[error("http error: {0}")]
     Http(String),
-}
-
-/// The scheme of an allowed origin or request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Scheme {
-    Http,
-    Https,
-}
-
-impl Scheme {
-    fn from_url_scheme(scheme: &str) -> Option<Self> {
-        match scheme {
-            "http" => Some(Self::Http),
-            "https" => Some(Self::Https),
-            _ => None,
-        }
-    }
-
-    /// The scheme as written in URLs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Http => "http",
-            Self::Https => "https",
-        }
-    }
-
-    /// The port used when a URL names none.
-    pub fn default_port(self) -> u16 {
-        match self {
-            Self::Http => 80,
-            Self::Https => 443,
-        }
-    }
-}
-
-/// The host part of an [`AllowedOrigin`].
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum HostPattern {
-    /// Exactly this (lowercase, ASCII) host name.
-    Exact(String),
-    /// Any proper subdomain of this name, written `*.example.org`. The name itself does not
-    /// match: granting subdomains of a service should not silently include its apex.
-    Subdomains(String),
-    /// Exactly this IP address.
-    Ip(IpAddr),
-}
-
-impl HostPattern {
-    fn matches(&self, host: &TargetHost) -> bool {
-        match (self, host) {
-            (Self::Exact(name), TargetHost::Domain(d)) => name == d,
-            (Self::Subdomains(base), TargetHost::Domain(d)) => d
-                .strip_suffix(base.as_str())
-                .and_then(|prefix| prefix.strip_suffix('.'))
-                .is_some_and(|label| !label.is_empty()),
-            (Self::Ip(ip), TargetHost::Ip(t)) => ip == t,
-            _ => false,
-        }
-    }
-}
-
-impl fmt::Display for HostPattern {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Exact(name) => f.write_str(name),
-            Self::Subdomains(base) => write!(f, "*.{base}"),
-            Self::Ip(IpAddr::V4(ip)) => write!(f, "{ip}"),
-            Self::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]"),
-        }
-    }
-}
-
-/// One origin a guest may call: scheme, host pattern and port.
-///
-/// Written `scheme://host[:port]` in the manifest; see [`AllowedOrigin::parse`].
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct AllowedOrigin {
-    scheme: Scheme,
-    host: HostPattern,
-    port: u16,
-    allow_private: bool,
-}
-
-impl AllowedOrigin {
-    /// Parses `scheme://host[:port]`, for example `https://api.example.com`,
-    /// `https://*.example.org` or `http://127.0.0.1:8081`.
-    ///
-    /// Only the canonical spelling is accepted (lowercase, ASCII/punycode, dotted-quad IPv4,
-    /// compressed `[v6]`), so that what the operator reads in the manifest is exactly what is
-    /// compared; the error names the canonical form. A single trailing `/` is tolerated; any
-    /// other path, a query, a fragment or user info is refused. The port defaults to the
-    /// scheme's.
-    ///
-    /// Names granted this way may only reach public addresses. An IP literal is an explicit
-    /// choice of address, so it may be private (`http://127.0.0.1:8081` reaches exactly
-    /// 127.0.0.1).
-    pub fn parse(s: &str) -> Result<Self, OutboundError> {
-        Self::parse_inner(s, false)
-    }
-
-    /// Like [`AllowedOrigin::parse`], but the host may resolve to private, loopback or other
-    /// non-public addresses. For operators granting an internal service by name
-    /// (`http://billing.internal:8080`); never derive this from guest input.
-    pub fn parse_with_private(s: &str) -> Result<Self, OutboundError> {
-        Self::parse_inner(s, true)
-    }
-
-    /// The scheme.
-    pub fn scheme(&self) -> Scheme {
-        self.scheme
-    }
-
-    /// The host pattern.
-    pub fn host(&self) -> &HostPattern {
-        &self.host
-    }
-
-    /// The port, explicit or the scheme's default.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// Whether the host may resolve to non-public addresses.
-    pub fn allow_private(&self) -> bool {
-        self.allow_private
-    }
-
-    fn matches(&self, target: &Target) -> bool {
-        self.scheme == target.scheme && self.port == target.port && self.host.matches(&target.host)
-    }
-
-    fn parse_inner(s: &str, allow_private: bool) -> Result<Self, OutboundError> {
-        let invalid = |reason: String| OutboundError::InvalidOrigin {
-            origin: s.to_owned(),
-            reason,
-        };
-        let Some((scheme, rest)) = s.split_once("://") else {
-            return Err(invalid(
-                "write it as `scheme://host[:port]`, for example `https://api.example.com`".into(),
-            ));
-        };
-        let scheme = match Scheme::from_url_scheme(scheme) {
-            Some(scheme) => scheme,
-            None if Scheme::from_url_scheme(&scheme.to_ascii_lowercase()).is_some() => {
-                return Err(invalid(format!(
-                    "write the scheme in lowercase, `{}`",
-                    scheme.to_ascii_lowercase()
-                )));
-            }
-            None => {
-                return Err(invalid(format!(
-                    "the scheme must be `http` or `https`, not `{scheme}`"
-                )));
-            }
-        };
-        let authority = rest.strip_suffix('/').unwrap_or(rest);
-        if authority.contains('@') {
-            return Err(invalid(
-                "remove the user info (`user@`); an origin carries no credentials".into(),
-            ));
-        }
-        if authority.contains(['/', '?', '#']) {
-            return Err(invalid(
-                "remove the path, query and fragment; grant an origin, `scheme://host[:port]`"
-                    .into(),
-            ));
-        }
-        let (host, port) = split_host_port(authority).ok_or_else(|| {
-            invalid("write the host and port as `host:port`, or `[v6 address]:port`".into())
-        })?;
-        let port = match port {
-            None => scheme.default_port(),
-            Some(p) => parse_port(p).ok_or_else(|| {
-                invalid(format!(
-                    "the port `{p}` is not a number from 1 to 65535; omit it for the default"
-                ))
-            })?,
-        };
-        if host.is_empty() {
-            return Err(invalid("the host is missing".into()));
-        }
-
-        let (host, ip_literal) = if let Some(base) = host.strip_prefix("*.") {
-            if base.is_empty() {
-                return Err(invalid(
-                    "write a name after `*.`, such as `*.example.org`".into(),
-                ));
-            }
-            match canonical_host(scheme, base).map_err(invalid)? {
-                // `*.com` would grant most of the internet; a typo is far more likely.
-                HostPattern::Exact(name) if !name.contains('.') => {
-                    return Err(invalid(format!(
-                        "a wildcard needs a name of two or more labels, such as \
-                         `*.example.{name}`; list single-label hosts one by one"
-                    )));
-                }
-                HostPattern::Exact(name) => (HostPattern::Subdomains(name), false),
-                _ => {
-                    return Err(invalid(
-                        "a wildcard covers subdomains of a name, not of an IP address".into(),
-                    ));
-                }
-            }
-        } else if host.contains('*') {
-            return Err(invalid(
-                "a wildcard is written `*.example.org` and matches its subdomains only; \
-                 a bare `*` or a `*` inside a name is not allowed"
-                    .into(),
-            ));
-        } else {
-            let pattern = canonical_host(scheme, host).map_err(invalid)?;
-            let ip_literal = matches!(pattern, HostPattern::Ip(_));
-            (pattern, ip_literal)
-        };
-        Ok(Self {
-            scheme,
-            host,
-            port,
-            allow_private: allow_private || ip_literal,
-        })
-    }
-}
-
-impl fmt::Display for AllowedOrigin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://{}", self.scheme.as_str(), self.host)?;
-        if self.port != self.scheme.default_port() {
-            write!(f, ":{}", self.port)?;
-        }
-        Ok(())
-    }
-}
-
-/// Splits `host[:port]` or `[v6][:port]`; `None` when the brackets or colons are misplaced.
-fn split_host_port(authority: &str) -> Option<(&str, Option<&str>)> {
-    if authority.starts_with('[') {
-        let end = authority.find(']')?;
-        let (host, after) = authority.split_at(end + 1);
-        match after {
-            "" => Some((host, None)),
-            _ => after.strip_prefix(':').map(|port| (host, Some(port))),
-        }
-    } else {
-        match authority.split_once(':') {
-            None => Some((authority, None)),
-            Some((_, port)) if port.contains(':') => None,
-            Some((host, port)) => Some((host, Some(port))),
-        }
-    }
-}
-
-fn parse_port(s: &str) -> Option<u16> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse::<u16>().ok().filter(|&p| p != 0)
-}
-
-/// Normalises `host` the way request URLs are normalised and insists that it was already
-/// written that way; the error tells the operator the canonical spelling.
-fn canonical_host(scheme: Scheme, host: &str) -> Result<HostPattern, String> {
-    let url = Url::parse(&format!("{}://{host}/", scheme.as_str()))
-        .map_err(|e| format!("the host `{host}` is not valid: {e}"))?;
-    match url.host() {
-        Some(Host::Domain(name)) => {
-            if name != host {
-                return Err(format!(
-                    "write the host in lowercase ASCII (punycode for international names), as `{name}`"
-                ));
-            }
-            if name.ends_with('.') {
-                return Err(format!(
-                    "remove the trailing dot: `{}`",
-                    name.trim_end_matches('.')
-                ));
-            }
-            if name.split('.').any(str::is_empty) {
-                return Err(format!("the host `{host}` has an empty label"));
-            }
-            Ok(HostPattern::Exact(name.to_owned()))
-        }
-        Some(Host::Ipv4(ip)) => {
-            if ip.to_string() != host {
-                return Err(format!(
-                    "write the IPv4 address in dotted-quad form, as `{ip}`"
-                ));
-            }
-            Ok(HostPattern::Ip(IpAddr::V4(ip)))
-        }
-        Some(Host::Ipv6(ip)) => {
-            let canonical = url.host_str().unwrap_or_default();
-            if canonical != host {
-                return Err(format!(
-                    "write the IPv6 address in brackets and compressed lowercase form, as `{canonical}`"
-                ));
-            }
-            Ok(HostPattern::Ip(IpAddr::V6(ip)))
-        }
-        None => Err("the host is missing".into()),
-    }
 }
 
 /// What a guest may do with outbound HTTP: the granted origins and the limits. The default
@@ -545,8 +247,29 @@ impl OutboundPolicy {
     fn check(&self, target: &Target) -> Option<bool> {
         self.allowed
             .iter()
-            .filter(|o| o.matches(target))
-            .fold(None, |acc, o| Some(acc.unwrap_or(false) || o.allow_private))
+            .filter(|o| origin_matches(o, target))
+            .fold(None, |acc, o| {
+                Some(acc.unwrap_or(false) || o.allow_private())
+            })
+    }
+}
+
+/// Whether `target` is what `origin` grants: the same scheme and port, and a matching host.
+fn origin_matches(origin: &AllowedOrigin, target: &Target) -> bool {
+    origin.scheme() == target.scheme
+        && origin.port() == target.port
+        && host_matches(origin.host(), &target.host)
+}
+
+fn host_matches(pattern: &HostPattern, host: &TargetHost) -> bool {
+    match (pattern, host) {
+        (HostPattern::Exact(name), TargetHost::Domain(d)) => name == d,
+        (HostPattern::Subdomains(base), TargetHost::Domain(d)) => d
+            .strip_suffix(base.as_str())
+            .and_then(|prefix| prefix.strip_suffix('.'))
+            .is_some_and(|label| !label.is_empty()),
+        (HostPattern::Ip(ip), TargetHost::Ip(t)) => ip == t,
+        _ => false,
     }
 }
 
@@ -2070,7 +1793,7 @@ mod tests {
         ];
         for (input, hint) in cases {
             match AllowedOrigin::parse(input) {
-                Err(OutboundError::InvalidOrigin { origin, reason }) => {
+                Err(InvalidOrigin { origin, reason }) => {
                     assert_eq!(origin, *input);
                     assert!(reason.contains(hint), "{input}: {reason}");
                 }

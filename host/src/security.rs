@@ -9,75 +9,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::manifest::{IpNetwork, Manifest};
 
-/// A web origin: scheme, host and port (the port is explicit even when it is the default).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
-    pub scheme: String,
-    pub host: String,
-    pub port: u16,
-}
-
-impl Origin {
-    /// Parse `scheme://host[:port]` (no userinfo, path, query or fragment; `http` or `https`).
-    pub fn parse(s: &str) -> Option<Self> {
-        let (scheme, rest) = s.split_once("://")?;
-        let scheme = scheme.to_ascii_lowercase();
-        let default_port = match scheme.as_str() {
-            "http" => 80,
-            "https" => 443,
-            _ => return None,
-        };
-        let rest = rest.strip_suffix('/').unwrap_or(rest);
-        let (host, port) = split_host_port(rest)?;
-        Some(Origin {
-            scheme,
-            host: host.into_owned(),
-            port: port.unwrap_or(default_port),
-        })
-    }
-}
-
-/// Split `host[:port]` (with `[v6]` literals), lowercasing the host (borrowed when it already
-/// is). `None` when malformed or when anything but a host and port is present (userinfo, path,
-/// backslash, whitespace).
-pub fn split_host_port(s: &str) -> Option<(Cow<'_, str>, Option<u16>)> {
-    if s.is_empty()
-        || s.bytes().any(|b| {
-            matches!(b, b'/' | b'\\' | b'@' | b'?' | b'#' | b'%') || b <= b' ' || b >= 0x7f
-        })
-    {
-        return None;
-    }
-    let (host, port) = if let Some(v6) = s.strip_prefix('[') {
-        let (addr, after) = v6.split_once(']')?;
-        addr.parse::<std::net::Ipv6Addr>().ok()?;
-        let port = match after {
-            "" => None,
-            p => Some(p.strip_prefix(':')?),
-        };
-        // `[addr]`, brackets included.
-        (&s[..addr.len() + 2], port)
-    } else {
-        match s.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (s, None),
-        }
-    };
-    if host.is_empty() || (!host.starts_with('[') && host.contains(':')) {
-        return None;
-    }
-    let port = match port {
-        Some(p) => Some(p.parse::<u16>().ok().filter(|&p| p != 0)?),
-        None => None,
-    };
-    let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(host.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(host)
-    };
-    Some((host, port))
-}
-
+use crate::manifest::origin::{Origin, split_host_port};
 /// Where a request really came from, after believing forwarded headers from trusted proxies.
 #[derive(Debug, Clone)]
 pub struct Peer<'a> {

@@ -12,9 +12,10 @@ use http::header::{self, HeaderValue};
 
 use crate::app::Body;
 use crate::kv::{KvBackendConfig, KvLimits, KvStore};
+use crate::manifest::origin::Origin;
 use crate::manifest::{KvBackendKind, Manifest, SameSiteSetting, Variable};
 use crate::request_id::RequestId;
-use crate::security::{HostPolicy, Origin, SecurityHeaders};
+use crate::security::{HostPolicy, SecurityHeaders};
 use crate::session::{SameSite, Session, SessionConfig, SessionKeys};
 use crate::static_files::{StaticFiles, StaticMount};
 use crate::templates::{RenderError, Templates, UrlMap};

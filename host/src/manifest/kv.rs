@@ -1,0 +1,98 @@
+//! `[kv.<name>]`: named key-value stores that components can be granted.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::values::Size;
+use super::{Manifest, Result};
+
+/// Example: `[kv.cache]` `backend = "redis"` `url = "redis_url"`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KvSection {
+    /// `"embedded"` (default: a file under `path`, no setup) or `"redis"`.
+    #[serde(default)]
+    pub backend: KvBackendKind,
+    /// Embedded: directory holding the store's file, relative to the manifest
+    /// (default `data/kv`). Example: `path = "/var/lib/myapp/kv"`
+    pub path: Option<PathBuf>,
+    /// Redis: the `[variables]` entry holding the URL (it may carry a password).
+    /// Example: `url = "redis_url"`
+    pub url: Option<String>,
+    /// Redis: prefix put before every key (default `flagon:<app>:<store>:`).
+    pub prefix: Option<String>,
+    /// Largest key in bytes (default 512). Example: `max_key = 256`
+    pub max_key: Option<usize>,
+    /// Largest value (default 1MiB). Example: `max_value = "64KiB"`
+    pub max_value: Option<Size>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KvBackendKind {
+    #[default]
+    Embedded,
+    Redis,
+}
+
+impl Manifest {
+    /// Checks every `[kv.<name>]`: a redis store reads its URL from a variable; limits within bounds.
+    pub(super) fn validate_kv(&self) -> Result<()> {
+        for (name, kv) in &self.kv {
+            let key = format!("kv.{name}");
+            match kv.backend {
+                KvBackendKind::Redis => {
+                    let Some(url) = &kv.url else {
+                        return Err(self.invalid(
+                            format!("{key}.url"),
+                            "a redis store needs a URL",
+                            "add `url = \"redis_url\"` and declare `[variables.redis_url]` with `env = \"REDIS_URL\"`, `secret = true`",
+                        ));
+                    };
+                    if !self.variables.contains_key(url) {
+                        return Err(self.invalid(
+                            format!("{key}.url"),
+                            format!("unknown variable `{url}` (the URL is read from a variable, so a password in it stays out of the manifest)"),
+                            format!("declare `[variables.{url}]` with `env = \"REDIS_URL\"`, `secret = true`"),
+                        ));
+                    }
+                    if kv.path.is_some() {
+                        return Err(self.invalid(
+                            format!("{key}.path"),
+                            "`path` is for embedded stores",
+                            "remove `path`",
+                        ));
+                    }
+                }
+                KvBackendKind::Embedded => {
+                    if kv.url.is_some() || kv.prefix.is_some() {
+                        return Err(self.invalid(
+                            key,
+                            "`url` and `prefix` are for redis stores",
+                            "add `backend = \"redis\"` or remove them",
+                        ));
+                    }
+                }
+            }
+            if kv.max_key.is_some_and(|n| n == 0 || n > 64 * 1024) {
+                return Err(self.invalid(
+                    format!("{key}.max_key"),
+                    "outside 1..=65536",
+                    "remove `max_key` to use 512",
+                ));
+            }
+            if kv
+                .max_value
+                .is_some_and(|n| n.0 == 0 || n.0 > 64 * 1024 * 1024)
+            {
+                return Err(self.invalid(
+                    format!("{key}.max_value"),
+                    "outside 1B..64MiB",
+                    "remove `max_value` to use 1MiB",
+                ));
+            }
+        }
+        Ok(())
+    }
+}

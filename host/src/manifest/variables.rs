@@ -1,0 +1,182 @@
+//! `[variables.<name>]`: values from the environment, files or defaults, and how they resolve.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{Manifest, ManifestError, Result};
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariableSection {
+    /// Environment variable to read the value from; wins over `default` when set.
+    pub env: Option<String>,
+    /// File to read the value from when `env` is unset (relative to the manifest), e.g. a
+    /// mounted Kubernetes or Docker secret; one trailing newline is dropped.
+    /// Example: `file = "/run/secrets/api_token"`
+    pub file: Option<PathBuf>,
+    /// Value used when neither `env` nor `file` provides one. A variable without a default is
+    /// required.
+    pub default: Option<String>,
+    /// Secret values are never printed by Flagon (logs, `flagon check`).
+    #[serde(default)]
+    pub secret: bool,
+}
+
+impl fmt::Debug for VariableSection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VariableSection")
+            .field("env", &self.env)
+            .field("file", &self.file)
+            .field(
+                "default",
+                &self.default.as_ref().map(|d| {
+                    if self.secret {
+                        "<redacted>"
+                    } else {
+                        d.as_str()
+                    }
+                }),
+            )
+            .field("secret", &self.secret)
+            .finish()
+    }
+}
+
+impl Manifest {
+    /// Checks every `[variables.<name>]`.
+    pub(super) fn validate_variables(&self) -> Result<()> {
+        for (name, v) in &self.variables {
+            if let Some(env) = &v.env
+                && (env.is_empty() || env.contains('='))
+            {
+                return Err(self.invalid(
+                    format!("variables.{name}.env"),
+                    format!("invalid environment variable name `{env}`"),
+                    "write the name of an environment variable, e.g. `env = \"API_TOKEN\"`",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Manifest {
+    /// The value of every variable: from the environment (`env`), else from a file (`file`,
+    /// e.g. a mounted Kubernetes secret), else its `default`.
+    ///
+    /// Fails on the first required variable that has no value, naming where it was looked up,
+    /// and on a `file` that exists but cannot be read.
+    pub fn resolve_variables(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<BTreeMap<String, Variable>> {
+        let mut out = BTreeMap::new();
+        for (name, v) in &self.variables {
+            let mut value = v.env.as_deref().and_then(&env);
+            if value.is_none()
+                && let Some(file) = &v.file
+            {
+                let path = self.resolve(file);
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => value = Some(trim_line_end(text)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(self.invalid(
+                            format!("variables.{name}.file"),
+                            format!("cannot read `{}`: {e}", path.display()),
+                            "make the file readable by the account running Flagon",
+                        ));
+                    }
+                }
+            }
+            let Some(value) = value.or_else(|| v.default.clone()) else {
+                let mut looked = Vec::new();
+                if let Some(e) = &v.env {
+                    looked.push(format!("the environment variable `{e}` is not set"));
+                }
+                if let Some(f) = &v.file {
+                    looked.push(format!(
+                        "the file `{}` does not exist",
+                        self.resolve(f).display()
+                    ));
+                }
+                let looked = if looked.is_empty() {
+                    "it has no `env`, `file` or `default`".to_string()
+                } else {
+                    format!("{} and there is no `default`", looked.join(", "))
+                };
+                return Err(self.invalid(
+                    format!("variables.{name}"),
+                    format!("required variable `{name}` has no value: {looked}"),
+                    match (&v.env, &v.file) {
+                        (Some(e), _) => {
+                            format!("set `{e}` in the environment, or add `default = \"...\"`")
+                        }
+                        (None, Some(f)) => format!("create `{}`", self.resolve(f).display()),
+                        (None, None) => format!(
+                            "add `env = \"{}\"` or `default = \"...\"`",
+                            name.to_uppercase()
+                        ),
+                    },
+                ));
+            };
+            out.insert(
+                name.clone(),
+                Variable {
+                    value,
+                    secret: v.secret,
+                },
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// Read a `.env` file (`NAME=value` lines, `#` comments, optional quotes) into a map whose
+/// values stand in for environment variables that are not set.
+pub fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>> {
+    let iter = dotenvy::from_path_iter(path).map_err(|source| ManifestError::Read {
+        file: path.to_path_buf(),
+        source: std::io::Error::other(source.to_string()),
+    })?;
+    let mut out = BTreeMap::new();
+    for item in iter {
+        let (k, v) = item.map_err(|e| ManifestError::Parse {
+            file: path.to_path_buf(),
+            message: format!("{e}; write one `NAME=value` per line"),
+        })?;
+        out.insert(k, v);
+    }
+    Ok(out)
+}
+
+/// Secret files usually end with one newline that is not part of the value.
+fn trim_line_end(mut text: String) -> String {
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    text
+}
+
+/// A resolved variable value.
+#[derive(Clone)]
+pub struct Variable {
+    pub value: String,
+    pub secret: bool,
+}
+
+impl fmt::Debug for Variable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.secret {
+            f.write_str("Variable(<redacted>)")
+        } else {
+            write!(f, "Variable({:?})", self.value)
+        }
+    }
+}
