@@ -1,6 +1,6 @@
 //! The floor under Flagon's per-request cost: wasmtime alone, without the host's request path,
 //! creating a store, instantiating the benchmark's hello component, calling it and dropping the
-//! store. The engine comes from `flagon::engine` and the bindings from `flagon::bindings`, so
+//! store. The engine comes from `flagon::runtime::engine` and the bindings from `flagon::runtime::bindings`, so
 //! the settings and types are the host's own; the store holds only WASI and a no-op `log`.
 //!
 //! Needs the benchmark guests (`flagon-bench` builds them, or
@@ -12,9 +12,9 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use flagon::bindings::flagon::app::{log, types};
-use flagon::bindings::{HandlerPre, Method, Request};
-use flagon::engine::{EngineSettings, FlagonEngine};
+use flagon::runtime::bindings::flagon::app::{log, types};
+use flagon::runtime::bindings::{HandlerPre, Method, Request};
+use flagon::runtime::engine::{EngineSettings, FlagonEngine};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};

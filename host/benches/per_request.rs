@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
-use flagon::bindings::{Method, Request};
-use flagon::router::Router;
+use flagon::http::router::Router;
+use flagon::runtime::bindings::{Method, Request};
 use flagon::{App, CacheDir, LoadOptions, Manifest};
 use http_body_util::Full;
 
@@ -66,7 +66,7 @@ fn per_request(c: &mut Criterion) {
     c.bench_function("instantiate_and_call_hello", |b| {
         b.to_async(&rt).iter(|| async {
             let (r, _ctx) = component
-                .call(app.engine(), id.clone(), &request, app.request_ctx())
+                .call(app.engine(), &request, component.request_ctx(id.clone()))
                 .await;
             black_box(r.is_ok())
         })
@@ -117,11 +117,11 @@ fn routing(c: &mut Criterion) {
         b.iter(|| {
             black_box(matches!(
                 router.at(&get, black_box("/users/42/posts/7")),
-                flagon::router::Match::Found { .. }
+                flagon::http::router::Match::Found { .. }
             ));
             black_box(matches!(
                 router.at(&get, black_box("/static/css/site.css")),
-                flagon::router::Match::Found { .. }
+                flagon::http::router::Match::Found { .. }
             ));
         })
     });
@@ -132,7 +132,7 @@ mod page {
 }
 
 fn templates(c: &mut Criterion) {
-    use flagon::templates::{RequestGlobals, Templates, UrlMap};
+    use flagon::web::templates::{RequestGlobals, Templates, UrlMap};
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("page.html"), page::TEMPLATE).unwrap();
     let templates = Templates::load(dir.path(), Arc::new(UrlMap::default()), false).unwrap();
@@ -154,7 +154,7 @@ fn templates(c: &mut Criterion) {
 }
 
 fn session(c: &mut Criterion) {
-    use flagon::session::{Session, SessionConfig, SessionKeys};
+    use flagon::web::session::{Session, SessionConfig, SessionKeys};
     use std::time::SystemTime;
     let keys = SessionKeys::new(&[7u8; 48], &[vec![9u8; 48]]).unwrap();
     let cfg = SessionConfig::default();

@@ -2,31 +2,25 @@
 //!
 //! The host owns sockets, parsing, routing, limits and the request context; every request is
 //! answered by a fresh, limited instance of a component that can do only what the app's
-//! manifest grants. See `docs/architecture.md` for how the modules fit together.
+//! manifest grants. One folder per concern, in the order a request meets them; see
+//! `docs/architecture.md` for which may import which.
+//!
+//! - [`http`]: accept loop, limits, router, request ids, bodies and forms (no Wasm).
+//! - [`runtime`]: engine, cache, the one `bindgen!`, instances, guest output (no web layer).
+//! - [`capabilities`]: one module per capability a component can be granted, and the registry.
+//! - [`web`]: sessions, CSRF and host policy, templates, static files, error pages, headers.
+//! - [`app`]: loading an app, and the per-request pipeline.
+//! - [`manifest`]: the `flagon.toml` schema, one module per section.
+//! - [`cli`]: one module per command.
 
 pub mod app;
-pub mod bindings;
-pub mod build;
 pub mod capabilities;
 pub mod cli;
-pub mod component;
-pub mod crypto;
-pub mod engine;
-pub mod forms;
-pub mod guest_output;
-pub mod kv;
+pub mod http;
 pub mod manifest;
-pub mod outbound;
-pub mod request_id;
-pub mod router;
-pub mod security;
-pub mod server;
-pub mod session;
-pub mod state;
-pub mod static_files;
-pub mod templates;
+pub mod runtime;
 pub mod web;
 
 pub use app::{App, CacheDir, LoadOptions};
+pub use http::Server;
 pub use manifest::Manifest;
-pub use server::Server;

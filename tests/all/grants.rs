@@ -88,9 +88,12 @@ fn precompiled_components_are_cached() {
     };
     assert_eq!(
         load().components()[0].origin,
-        flagon::engine::Origin::Compiled
+        flagon::runtime::Origin::Compiled
     );
-    assert_eq!(load().components()[0].origin, flagon::engine::Origin::Cache);
+    assert_eq!(
+        load().components()[0].origin,
+        flagon::runtime::Origin::Cache
+    );
     let entries: Vec<_> = std::fs::read_dir(cache.path().join("c")).unwrap().collect();
     assert_eq!(entries.len(), 1);
 
@@ -99,9 +102,12 @@ fn precompiled_components_are_cached() {
     std::fs::write(&entry, b"garbage").unwrap();
     assert_eq!(
         load().components()[0].origin,
-        flagon::engine::Origin::Compiled
+        flagon::runtime::Origin::Compiled
     );
-    assert_eq!(load().components()[0].origin, flagon::engine::Origin::Cache);
+    assert_eq!(
+        load().components()[0].origin,
+        flagon::runtime::Origin::Cache
+    );
 }
 
 /// Cached code is executed, so a cache directory others can write to is never read or written:
@@ -123,7 +129,10 @@ fn a_shared_cache_directory_is_not_trusted() {
     for _ in 0..2 {
         let m = flagon::Manifest::load(&manifest.path).unwrap();
         let app = block_on(flagon::App::load(&m, &flagon::LoadOptions::default())).unwrap();
-        assert_eq!(app.components()[0].origin, flagon::engine::Origin::Compiled);
+        assert_eq!(
+            app.components()[0].origin,
+            flagon::runtime::Origin::Compiled
+        );
     }
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
 }

@@ -4,6 +4,7 @@ use serde::Deserialize;
 
 use super::{Manifest, Result};
 
+/// `[app]`: the application itself.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppSection {

@@ -10,6 +10,7 @@ use super::origin::{AllowedOrigin, InvalidOrigin};
 use super::values::{HumanDuration, Size};
 use super::{HOUR, Manifest, Result};
 
+/// `[components.<id>]`: a Wasm component and what it may do.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ComponentSection {

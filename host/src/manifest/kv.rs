@@ -7,6 +7,7 @@ use serde::Deserialize;
 use super::values::Size;
 use super::{Manifest, Result};
 
+/// `[kv.<name>]`: a named key-value store that components can be granted.
 /// Example: `[kv.cache]` `backend = "redis"` `url = "redis_url"`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -39,8 +39,6 @@ fn default_methods() -> Vec<Method> {
     vec![Method(http::Method::GET)]
 }
 
-/// `[variables.<name>]`: a value components can be granted.
-
 impl Manifest {
     /// Checks every `[[routes]]`: known component, path syntax, unique names.
     pub(super) fn validate_routes(&self) -> Result<()> {

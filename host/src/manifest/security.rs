@@ -8,6 +8,8 @@ use super::origin::Origin;
 use super::values::HumanDuration;
 use super::{Manifest, Result};
 
+/// `[security]`: response headers the host adds unless the guest set them. An empty string
+/// turns a header off.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecuritySection {

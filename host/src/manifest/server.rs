@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::values::{HumanDuration, IpNetwork, Size};
 use super::{HOUR, Manifest, Result};
 
+/// `[server]`: the listener and the limits that protect it. Every limit has a safe default.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSection {

@@ -7,6 +7,8 @@ use serde::Deserialize;
 use super::values::{HumanDuration, Size};
 use super::{Manifest, Result};
 
+/// `[session]`: the host-owned cookie session (encrypted and authenticated; see the security
+/// model). Used by components granted `session`.
 /// model). Used by components granted `session`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -49,8 +51,6 @@ pub enum SameSiteSetting {
     Lax,
     Strict,
 }
-
-/// `[security]`: response headers the host adds unless the guest set them. An empty string
 
 impl Manifest {
     /// Checks `[session]`: keys in secret variables, cookie name, lifetime and size.

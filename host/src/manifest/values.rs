@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+/// An IP network such as `"10.0.0.0/8"`, or one address such as `"127.0.0.1"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
 pub struct IpNetwork(pub ipnet::IpNet);

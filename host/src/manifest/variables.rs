@@ -8,6 +8,8 @@ use serde::Deserialize;
 
 use super::{Manifest, ManifestError, Result};
 
+/// `[variables.<name>]`: a value components can be granted.
+/// Example: `greeting = { default = "Hello", env = "GREETING" }`
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VariableSection {

@@ -167,17 +167,12 @@ fn cache_key(engine: &Engine, wasm: &[u8]) -> String {
     engine.precompile_compatibility_hash().hash(&mut h);
     h.write(&(wasm.len() as u64).to_le_bytes());
     h.write(wasm);
-    hex(h.0.finish().as_ref())
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    s
+    // Once per component load, so plain formatting is fast enough.
+    h.0.finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn deserialize_cached(engine: &Engine, path: &Path) -> Result<Component> {

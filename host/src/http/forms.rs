@@ -6,7 +6,24 @@ use bytes::Bytes;
 use http::HeaderMap;
 use http::header::CONTENT_TYPE;
 
-use crate::bindings::{FormField, UploadedFile};
+/// One field of a decoded form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormField {
+    pub name: String,
+    /// The text value; empty for file fields.
+    pub value: String,
+    pub file: Option<UploadedFile>,
+}
+
+/// A file uploaded in a multipart form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadedFile {
+    /// The file name the browser sent (untrusted: never use it as a path).
+    pub filename: String,
+    /// The part's declared `Content-Type` (untrusted), `application/octet-stream` if none.
+    pub content_type: String,
+    pub data: Vec<u8>,
+}
 
 /// Form limits, from `[server]`.
 #[derive(Debug, Clone, Copy)]

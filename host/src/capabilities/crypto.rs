@@ -10,8 +10,52 @@ use base64::Engine as _;
 use ring::rand::{SecureRandom, SystemRandom};
 use tokio::sync::Semaphore;
 
-use crate::bindings::flagon::app::crypto;
-use crate::state::HostState;
+use wasmtime::component::Linker;
+
+use super::{AppSetup, CapData, Capability, ComponentSetup, Cx, Grant, HostState};
+use crate::manifest::{ComponentSection, Manifest};
+use crate::runtime::bindings::flagon::app::crypto;
+
+pub struct Crypto;
+
+impl Capability for Crypto {
+    const NAME: &'static str = "Crypto";
+    const INTERFACES: &'static [&'static str] = &["flagon:app/crypto"];
+    const GRANT: Option<Grant> = Some(Grant {
+        key: "crypto",
+        example: "grants = { crypto = true }",
+    });
+    type App = ();
+    type Component = ();
+    type Instance = ();
+
+    fn granted(section: &ComponentSection) -> bool {
+        section.grants.crypto
+    }
+
+    fn describe(_: &Manifest, section: &ComponentSection) -> Vec<String> {
+        section
+            .grants
+            .crypto
+            .then(|| "crypto".into())
+            .into_iter()
+            .collect()
+    }
+
+    fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+        crypto::add_to_linker::<_, CapData<Self>>(linker, HostState::cx::<Self>)
+    }
+
+    async fn setup(_: &AppSetup<'_>) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn configure(_: &(), _: &ComponentSetup<'_>) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn prepare(_: &()) {}
+}
 
 /// argon2id parameters: OWASP's recommended minimum (19 MiB, 2 passes, 1 lane). About 20-40 ms
 /// of one core per hash.
@@ -77,7 +121,7 @@ fn random(len: usize) -> Vec<u8> {
     bytes
 }
 
-impl crypto::Host for HostState {
+impl crypto::Host for Cx<'_, Crypto> {
     async fn hash_password(&mut self, password: String) -> Result<String, String> {
         blocking(move || hash_password(&password))
             .await

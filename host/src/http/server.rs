@@ -1,4 +1,5 @@
 //! The HTTP server: accept loop, connection limits, HTTP/1.1 and HTTP/2, graceful shutdown.
+//! It serves any [`Service`]; the app is one.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -14,7 +15,21 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-use crate::app::App;
+use super::Body;
+use crate::manifest::ServerSection;
+
+/// What the server hands every parsed request to.
+pub trait Service: Send + Sync + 'static {
+    /// Answer one request. Never fails: every problem is an HTTP error response.
+    fn call(
+        &self,
+        req: http::Request<hyper::body::Incoming>,
+        client: SocketAddr,
+    ) -> impl Future<Output = http::Response<Body>> + Send;
+
+    /// The listener's limits and timeouts.
+    fn limits(&self) -> &ServerSection;
+}
 
 /// The HTTP/2 connection preface; a connection that starts with it speaks HTTP/2.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -22,14 +37,14 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// connections cannot claim the whole instance pool.
 const MAX_H2_STREAMS: u32 = 64;
 
-pub struct Server {
-    app: Arc<App>,
+pub struct Server<S> {
+    app: Arc<S>,
     listener: TcpListener,
 }
 
-impl Server {
+impl<S: Service> Server<S> {
     /// Bind `addr` (port 0 picks a free port; see [`Server::local_addr`]).
-    pub async fn bind(app: Arc<App>, addr: SocketAddr) -> Result<Self> {
+    pub async fn bind(app: Arc<S>, addr: SocketAddr) -> Result<Self> {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
@@ -45,7 +60,7 @@ impl Server {
     /// Serve until `shutdown` resolves, then stop accepting and let in-flight requests finish
     /// (up to `shutdown_grace`).
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
-        let settings = self.app.server_settings().clone();
+        let settings = self.app.limits().clone();
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -99,7 +114,7 @@ impl Server {
                 }
                 let service = service_fn(move |req| {
                     let app = app.clone();
-                    async move { Ok::<_, Infallible>(app.handle(req, peer).await) }
+                    async move { Ok::<_, Infallible>(app.call(req, peer).await) }
                 });
                 let conn = builder.serve_connection(TokioIo::new(stream), service);
                 if let Err(e) = watcher.watch(conn.into_owned()).await {

@@ -39,7 +39,7 @@ impl RequestId {
     pub fn new() -> Self {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let id = splitmix64(n.wrapping_add(key()));
-        Self(crate::engine::hex(&id.to_be_bytes()).into())
+        Self(hex(&id.to_be_bytes()).into())
     }
 
     pub fn as_str(&self) -> &str {
@@ -71,6 +71,17 @@ impl fmt::Debug for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "RequestId({})", self.0)
     }
+}
+
+/// Lowercase hex digits of `bytes`, without the formatting machinery (this runs per request).
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    s
 }
 
 #[cfg(test)]

@@ -26,8 +26,8 @@ use minijinja::value::{Kwargs, Object, Value};
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, State, UndefinedBehavior};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
+use super::session::Session;
 use crate::manifest::Manifest;
-use crate::session::Session;
 
 /// Largest template file read.
 const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;

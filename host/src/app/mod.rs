@@ -1,0 +1,179 @@
+//! An app: the manifest loaded into components, a route table, the web layer and the
+//! capabilities, and ([`pipeline`]) the path of one request through them.
+//!
+//! The top of the host: it uses every other folder but `cli`, and nothing below imports it.
+
+pub mod component;
+mod pipeline;
+mod response;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result};
+use wasmtime::component::Linker;
+
+use crate::capabilities::{self, AppCaps, AppSetup, ComponentSetup, HostState};
+use crate::http::router::Router;
+use crate::http::{Body, Service};
+use crate::manifest::{Manifest, ServerSection};
+use crate::runtime::{EngineSettings, FlagonEngine, Origin};
+use crate::web::Web;
+pub use component::LoadedComponent;
+
+/// Where precompiled components are cached.
+#[derive(Debug, Clone, Default)]
+pub enum CacheDir {
+    /// `[server] cache_dir`, else the user's cache directory (see [`crate::manifest::default_cache_dir`]).
+    #[default]
+    Default,
+    /// This directory.
+    Path(PathBuf),
+    /// No cache: compile at every start.
+    Disabled,
+}
+
+/// How to load an app.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    pub cache: CacheDir,
+    /// A `.env` file whose values stand in for unset environment variables (development).
+    pub env_file: Option<PathBuf>,
+    /// Development mode: an ephemeral session key when none is configured, non-`Secure`
+    /// cookies, detailed error pages, templates re-read on every render. Never the default.
+    pub dev: bool,
+}
+
+impl LoadOptions {
+    /// The environment lookup for `[variables]`: the process environment, then the `.env` file.
+    pub fn env_lookup(&self) -> Result<impl Fn(&str) -> Option<String>> {
+        let file = match &self.env_file {
+            Some(path) => crate::manifest::read_env_file(path)?,
+            None => Default::default(),
+        };
+        Ok(move |k: &str| std::env::var(k).ok().or_else(|| file.get(k).cloned()))
+    }
+}
+
+pub struct App {
+    // Field order matters for drop: components (and their InstancePre) before the engine.
+    components: Vec<LoadedComponent>,
+    router: Router,
+    web: Arc<Web>,
+    caps: Arc<AppCaps>,
+    server: ServerSection,
+    name: String,
+    engine: FlagonEngine,
+}
+
+impl App {
+    /// Load every component of `manifest`, check its grants, and build the route table, the
+    /// web layer (templates, static mounts, session keys) and the capabilities' app-wide
+    /// state (key-value stores, the outbound client).
+    pub async fn load(manifest: &Manifest, options: &LoadOptions) -> Result<Self> {
+        let variables = manifest.resolve_variables(options.env_lookup()?)?;
+        let engine = FlagonEngine::new(&EngineSettings {
+            max_instances: manifest.server.max_instances,
+            max_memory: manifest.max_component_memory(),
+        })?;
+        let mut linker = Linker::<HostState>::new(&engine.engine);
+        capabilities::link(&mut linker)
+            .map_err(anyhow::Error::from)
+            .context("failed to link host capabilities")?;
+
+        let cache_dir = match &options.cache {
+            CacheDir::Default => manifest.cache_dir(),
+            CacheDir::Path(p) => Some(p.clone()),
+            CacheDir::Disabled => None,
+        };
+
+        let web = Arc::new(Web::load(manifest, &variables, options.dev).await?);
+        let caps = capabilities::setup(&AppSetup {
+            manifest,
+            variables: &variables,
+            web: &web,
+        })
+        .await?;
+        let mut components = Vec::with_capacity(manifest.components.len());
+        for (id, section) in &manifest.components {
+            let started = Instant::now();
+            let setup = ComponentSetup {
+                manifest,
+                variables: &variables,
+                id,
+                section,
+            };
+            let loaded = LoadedComponent::load(
+                &engine.engine,
+                &linker,
+                &setup,
+                &caps,
+                cache_dir.as_deref(),
+            )?;
+            tracing::info!(
+                component = %id,
+                source = %loaded.path.display(),
+                cached = loaded.origin == Origin::Cache,
+                millis = started.elapsed().as_millis() as u64,
+                "component loaded"
+            );
+            components.push(loaded);
+        }
+        let router = Router::new(manifest)?;
+        Ok(Self {
+            components,
+            router,
+            web,
+            caps,
+            server: manifest.server.clone(),
+            name: manifest.app.name.clone(),
+            engine,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn server_settings(&self) -> &ServerSection {
+        &self.server
+    }
+
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    pub fn web(&self) -> &Web {
+        &self.web
+    }
+
+    /// The capabilities' app-wide state (key-value stores, the outbound client).
+    pub fn capabilities(&self) -> &AppCaps {
+        &self.caps
+    }
+
+    pub fn components(&self) -> &[LoadedComponent] {
+        &self.components
+    }
+
+    /// The wasmtime engine every component of this app was compiled for.
+    pub fn engine(&self) -> &wasmtime::Engine {
+        &self.engine.engine
+    }
+}
+
+impl Service for App {
+    fn call(
+        &self,
+        req: http::Request<hyper::body::Incoming>,
+        client: SocketAddr,
+    ) -> impl Future<Output = http::Response<Body>> + Send {
+        self.handle(req, client)
+    }
+
+    fn limits(&self) -> &ServerSection {
+        &self.server
+    }
+}

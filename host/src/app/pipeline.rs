@@ -1,0 +1,438 @@
+//! One request through the app: the steps of `docs/architecture.md` ("One request"), each a
+//! function, called in order from [`App::dispatch`].
+//!
+//! A step that ends the request early returns the response as its `Err`, so `dispatch` reads
+//! as the list of steps.
+
+#![expect(
+    clippy::result_large_err,
+    reason = "an early answer is the response itself; boxing it would allocate on every early return"
+)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use http::StatusCode;
+use http::header::{self, HeaderName, HeaderValue};
+use http::request::Parts;
+
+use super::App;
+use super::component::LoadedComponent;
+use super::response::{SizeHintExact, into_http, wit_method};
+use crate::capabilities::{Finished, RequestCtx};
+use crate::http::Body;
+use crate::http::body::{self, BodyError};
+use crate::http::forms::{self, FormField, FormKind, FormLimits};
+use crate::http::request_id::RequestId;
+use crate::http::router::{Match, Route};
+use crate::runtime::Failure;
+use crate::runtime::bindings::{self, Response as GuestResponse};
+use crate::runtime::guest_log::log_safe;
+use crate::web::csrf;
+use crate::web::security::Peer;
+use crate::web::session::Session;
+use crate::web::static_files::Served;
+
+type HttpResponse = http::Response<Body>;
+/// A step's outcome: go on with `T`, or answer now.
+type Step<T> = Result<T, HttpResponse>;
+
+/// The route a request matched.
+struct Routed<'a> {
+    route: &'a Route,
+    params: Vec<(String, String)>,
+    head_from_get: bool,
+}
+
+impl App {
+    /// Answer one request. Never fails: every problem becomes an HTTP error response.
+    pub async fn handle<B>(&self, req: http::Request<B>, client: SocketAddr) -> HttpResponse
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let started = Instant::now();
+        let request_id = RequestId::new();
+        let method = req.method().clone();
+        // A `Uri` clone shares its bytes; kept for the access log only.
+        let uri = req.uri().clone();
+        let mut response = match self.dispatch(req, client, &request_id).await {
+            Ok(r) | Err(r) => r,
+        };
+        self.web.headers.apply(response.headers_mut());
+        response.headers_mut().insert(
+            HeaderName::from_static("x-request-id"),
+            request_id.header_value(),
+        );
+        // The query string is left out of the log: it may carry tokens.
+        tracing::info!(
+            target: "flagon::access",
+            request_id = %request_id,
+            client = %client,
+            method = %method,
+            path = uri.path(),
+            status = response.status().as_u16(),
+            micros = started.elapsed().as_micros() as u64,
+        );
+        response
+    }
+
+    /// The steps, in order.
+    async fn dispatch<B>(
+        &self,
+        req: http::Request<B>,
+        client: SocketAddr,
+        id: &RequestId,
+    ) -> Step<HttpResponse>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let (parts, body) = req.into_parts();
+        let peer = self.check_host(&parts, client, id)?;
+        self.serve_static(&parts, id).await?;
+        let Routed {
+            route,
+            params,
+            head_from_get,
+        } = self.route(&parts, id)?;
+        let body = self.read_body(&parts, body, route, id).await?;
+        let (form, body) = self.decode_form(&parts, body, id).await?;
+        let component = &self.components[route.component];
+        let session = self.load_session(component, &parts);
+        self.check_csrf(session.as_ref(), route, &parts, &form, &peer, id)?;
+        let request = guest_request(&parts, route, params, body, form, &peer, id);
+        let ctx = RequestCtx::new(&component.caps, id.shared(), session, &parts.headers);
+        let (outcome, finished) = component.call(self.engine(), &request, ctx).await;
+        let response = self.guest_response(outcome, component, id);
+        let mut response = self.error_pages(response, &finished, id);
+        self.write_session(&mut response, finished.session.as_ref(), id);
+        if head_from_get {
+            strip_body(&mut response);
+        }
+        Ok(response)
+    }
+
+    /// Host check: work out the client, scheme and host (believing `X-Forwarded-*` only from
+    /// trusted proxies); a host outside `allowed_hosts`, or a malformed one, is a 400.
+    fn check_host<'p>(
+        &self,
+        parts: &'p Parts,
+        client: SocketAddr,
+        id: &RequestId,
+    ) -> Step<Peer<'p>> {
+        self.web.hosts.peer(client, &parts.uri, &parts.headers).map_err(|_| {
+            tracing::info!(request_id = %id, "refused a request for a host not in `[server] allowed_hosts`");
+            self.web.error_page(
+                StatusCode::BAD_REQUEST,
+                id,
+                Some("the Host header is not in `[server] allowed_hosts`"),
+            )
+        })
+    }
+
+    /// Static mounts: a path under a `[[static]]` prefix is answered by the mount, and nothing
+    /// below runs. `Ok(())` when no mount matches.
+    async fn serve_static(&self, parts: &Parts, id: &RequestId) -> Step<()> {
+        let web = &*self.web;
+        let Some((mount, rest)) = web.statics.find(parts.uri.path()) else {
+            return Ok(());
+        };
+        Err(
+            match mount.serve(&parts.method, rest, &parts.headers).await {
+                Served::Response(r) => r.map(Body::new),
+                Served::NotFound => web.error_page(StatusCode::NOT_FOUND, id, None),
+                Served::BadRequest => web.error_page(StatusCode::BAD_REQUEST, id, None),
+                Served::MethodNotAllowed => {
+                    let mut r = web.error_page(StatusCode::METHOD_NOT_ALLOWED, id, None);
+                    r.headers_mut()
+                        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+                    r
+                }
+                Served::Unservable(e) => {
+                    tracing::warn!(request_id = %id, "static file not served: {e}");
+                    web.error_page(StatusCode::NOT_FOUND, id, None)
+                }
+            },
+        )
+    }
+
+    /// Route by path and method, before the body is read: 404, 400 for a bad parameter, 405
+    /// with `Allow`, 204 for OPTIONS; HEAD is answered by the GET route.
+    fn route(&self, parts: &Parts, id: &RequestId) -> Step<Routed<'_>> {
+        let web = &*self.web;
+        match self.router.at(&parts.method, parts.uri.path()) {
+            Match::Found {
+                route,
+                params,
+                head_from_get,
+            } => Ok(Routed {
+                route,
+                params,
+                head_from_get,
+            }),
+            Match::NotFound => Err(web.error_page(StatusCode::NOT_FOUND, id, None)),
+            Match::BadParam => Err(web.error_page(StatusCode::BAD_REQUEST, id, None)),
+            Match::MethodNotAllowed { allow } => {
+                let mut r = web.error_page(StatusCode::METHOD_NOT_ALLOWED, id, None);
+                r.headers_mut().insert(header::ALLOW, allow.clone());
+                Err(r)
+            }
+            Match::Options { allow } => {
+                let mut r = http::Response::new(Body::default());
+                *r.status_mut() = StatusCode::NO_CONTENT;
+                r.headers_mut().insert(header::ALLOW, allow.clone());
+                Err(r)
+            }
+        }
+    }
+
+    /// Body: read up to the route's `max_body` (413), within `body_read_timeout` (408 with
+    /// `Connection: close`).
+    async fn read_body<B>(
+        &self,
+        parts: &Parts,
+        body: B,
+        route: &Route,
+        id: &RequestId,
+    ) -> Step<Bytes>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let timeout = self.server.body_read_timeout.0;
+        body::read(&parts.headers, body, route.max_body, timeout)
+            .await
+            .map_err(|e| match e {
+                BodyError::TooLarge => self.web.error_page(StatusCode::PAYLOAD_TOO_LARGE, id, None),
+                BodyError::Malformed => self.web.error_page(StatusCode::BAD_REQUEST, id, None),
+                BodyError::TimedOut => {
+                    let mut r = self.web.error_page(StatusCode::REQUEST_TIMEOUT, id, None);
+                    r.headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    r
+                }
+            })
+    }
+
+    /// Forms: urlencoded and multipart bodies decoded within the form limits (400 on any
+    /// problem). For multipart, the raw body is dropped once the parts are decoded.
+    async fn decode_form(
+        &self,
+        parts: &Parts,
+        body: Bytes,
+        id: &RequestId,
+    ) -> Step<(Vec<FormField>, Bytes)> {
+        let limits = FormLimits {
+            max_parts: self.server.max_form_parts,
+            max_field: usize::try_from(self.server.max_form_field.0).unwrap_or(usize::MAX),
+        };
+        let parsed = match forms::kind(&parts.headers) {
+            FormKind::None => Ok((Vec::new(), body)),
+            FormKind::UrlEncoded => forms::parse_urlencoded(&body, limits).map(|f| (f, body)),
+            // The parts carry the data; the raw body is not copied in a second time.
+            FormKind::Multipart(boundary) => forms::parse_multipart(body, &boundary, limits)
+                .await
+                .map(|f| (f, Bytes::new())),
+        };
+        parsed.map_err(|e| {
+            tracing::info!(request_id = %id, "bad form: {e}");
+            self.web
+                .error_page(StatusCode::BAD_REQUEST, id, Some(&e.to_string()))
+        })
+    }
+
+    /// Session load: for components granted the session, open the cookie (a missing or bad
+    /// cookie gives an empty session).
+    fn load_session(&self, component: &LoadedComponent, parts: &Parts) -> Option<Session> {
+        let setup = self.web.session.as_ref().filter(|_| component.session)?;
+        let cookies = parts.headers.get_all(header::COOKIE).iter();
+        Some(Session::load(
+            &setup.keys,
+            &setup.config,
+            cookies.map(HeaderValue::as_bytes),
+            SystemTime::now(),
+        ))
+    }
+
+    /// CSRF: with a session, a route with `csrf = true` and an unsafe method needs a
+    /// same-origin request carrying a token of the session; else 403.
+    fn check_csrf(
+        &self,
+        session: Option<&Session>,
+        route: &Route,
+        parts: &Parts,
+        form: &[FormField],
+        peer: &Peer<'_>,
+        id: &RequestId,
+    ) -> Step<()> {
+        let Some(session) = session else {
+            return Ok(());
+        };
+        if !route.csrf || csrf::is_safe_method(&parts.method) {
+            return Ok(());
+        }
+        csrf::check(session, &parts.headers, form, peer).map_err(|why| {
+            tracing::warn!(request_id = %id, route = %route.path, "CSRF check failed: {why}");
+            self.web.error_page(StatusCode::FORBIDDEN, id, Some(why))
+        })
+    }
+
+    /// The guest's response, validated; or the error page for how the call failed (504 at the
+    /// deadline, 503 with `Retry-After` when no instance slot is free, 500 for a trap or an
+    /// invalid response).
+    fn guest_response(
+        &self,
+        outcome: Result<GuestResponse, Failure>,
+        component: &LoadedComponent,
+        id: &RequestId,
+    ) -> HttpResponse {
+        let web = &*self.web;
+        let guest = &component.id;
+        match outcome {
+            Ok(r) => into_http(r, guest, id, web).unwrap_or_else(|why| {
+                web.error_page(StatusCode::INTERNAL_SERVER_ERROR, id, Some(&why))
+            }),
+            Err(Failure::Timeout) => {
+                tracing::warn!(component = %guest, request_id = %id, "guest stopped at its deadline");
+                web.error_page(StatusCode::GATEWAY_TIMEOUT, id, None)
+            }
+            Err(Failure::Overloaded) => {
+                tracing::warn!(component = %guest, request_id = %id, "no free instance slot");
+                let mut r = web.error_page(StatusCode::SERVICE_UNAVAILABLE, id, None);
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                r
+            }
+            Err(Failure::Trap(detail)) => {
+                // The detail (trap message and Wasm backtrace) is logged on one line, escaped,
+                // so nothing in it can pass for another log line.
+                let detail = log_safe(&detail);
+                tracing::error!(component = %guest, request_id = %id, detail = %detail, "guest failed");
+                web.error_page(StatusCode::INTERNAL_SERVER_ERROR, id, Some(&detail))
+            }
+        }
+    }
+
+    /// Render failure and error pages: a render that failed during the call makes the
+    /// response the 500 page, whatever the guest returned; an empty guest error for a status
+    /// with an `[errors]` template gets that page as its body (keeping the guest's headers,
+    /// such as `WWW-Authenticate`).
+    fn error_pages(
+        &self,
+        mut response: HttpResponse,
+        finished: &Finished,
+        id: &RequestId,
+    ) -> HttpResponse {
+        let web = &*self.web;
+        if let Some(failure) = &finished.render_failure {
+            // A page that failed to render is never half-sent.
+            return web.error_page(StatusCode::INTERNAL_SERVER_ERROR, id, Some(&failure.detail));
+        }
+        let status = response.status();
+        if status.as_u16() >= 400
+            && response.body().size_hint_exact() == Some(0)
+            && web.error_templates.contains_key(&status.as_u16())
+        {
+            let (page_parts, page_body) = web.error_page(status, id, None).into_parts();
+            *response.body_mut() = page_body;
+            for name in [header::CONTENT_TYPE, header::CACHE_CONTROL] {
+                if let Some(v) = page_parts.headers.get(&name) {
+                    response.headers_mut().insert(name, v.clone());
+                }
+            }
+        }
+        response
+    }
+
+    /// Session cookie: below 500, `Set-Cookie` when the session changed, and `Vary: Cookie`
+    /// when it was read. A failed request changes nothing.
+    fn write_session(
+        &self,
+        response: &mut HttpResponse,
+        session: Option<&Arc<Mutex<Session>>>,
+        id: &RequestId,
+    ) {
+        let (Some(setup), Some(session)) = (&self.web.session, session) else {
+            return;
+        };
+        if response.status().as_u16() >= 500 {
+            return;
+        }
+        let session = session.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(cookie) = session.set_cookie(&setup.keys, &setup.config, SystemTime::now()) {
+            match HeaderValue::try_from(cookie) {
+                Ok(v) => {
+                    response.headers_mut().append(header::SET_COOKIE, v);
+                }
+                Err(_) => {
+                    tracing::error!(request_id = %id, "session cookie is not a valid header value")
+                }
+            }
+        }
+        if session.accessed() {
+            response
+                .headers_mut()
+                .append(header::VARY, HeaderValue::from_static("Cookie"));
+        }
+    }
+}
+
+/// The request as the guest sees it: method, raw path, decoded parameters, raw query,
+/// headers, body, client, request id, route name and form.
+fn guest_request(
+    parts: &Parts,
+    route: &Route,
+    params: Vec<(String, String)>,
+    body: Bytes,
+    form: Vec<FormField>,
+    peer: &Peer<'_>,
+    id: &RequestId,
+) -> bindings::Request {
+    bindings::Request {
+        method: wit_method(&parts.method),
+        path: parts.uri.path().to_string(),
+        params,
+        query: parts.uri.query().unwrap_or("").to_string(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: Vec::from(body),
+        client: peer.client.to_string(),
+        request_id: id.to_string(),
+        route: route.name.as_deref().map(str::to_string),
+        form: form.into_iter().map(wit_form_field).collect(),
+    }
+}
+
+fn wit_form_field(f: FormField) -> bindings::FormField {
+    bindings::FormField {
+        name: f.name,
+        value: f.value,
+        file: f.file.map(|u| bindings::UploadedFile {
+            filename: u.filename,
+            content_type: u.content_type,
+            data: u.data,
+        }),
+    }
+}
+
+/// HEAD answered by a GET route: keep the GET response's length, drop its body.
+fn strip_body(response: &mut HttpResponse) {
+    let len = response.body().size_hint_exact();
+    *response.body_mut() = Body::default();
+    if let Some(len) = len {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+}

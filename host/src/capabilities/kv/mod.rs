@@ -1,0 +1,146 @@
+//! `flagon:app/kv`: the `[kv.<name>]` stores, each granted to a component by name
+//! (`grants.kv`). The stores themselves (embedded redb files or Redis) are in [`store`].
+
+pub mod store;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use wasmtime::component::Linker;
+
+use super::{AppSetup, CapData, Capability, ComponentSetup, Cx, Grant, HostState};
+use crate::manifest::{ComponentSection, KvBackendKind, Manifest};
+use crate::runtime::bindings::flagon::app::kv;
+use store::{KvBackendConfig, KvLimits, KvStore};
+
+pub struct Kv;
+
+impl Capability for Kv {
+    const NAME: &'static str = "Kv";
+    const INTERFACES: &'static [&'static str] = &["flagon:app/kv"];
+    const GRANT: Option<Grant> = Some(Grant {
+        key: "kv",
+        example: "grants = { kv = [\"name\"] }",
+    });
+    /// Every store of the app, opened at load.
+    type App = BTreeMap<String, Arc<KvStore>>;
+    /// The stores granted to the component.
+    type Component = Box<[String]>;
+    type Instance = ();
+
+    fn granted(section: &ComponentSection) -> bool {
+        section.grants.kv.as_ref().is_some_and(|k| !k.is_empty())
+    }
+
+    fn describe(_: &Manifest, section: &ComponentSection) -> Vec<String> {
+        let kv = section.grants.kv.iter();
+        kv.map(|k| format!("kv [{}]", k.join(", "))).collect()
+    }
+
+    fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+        kv::add_to_linker::<_, CapData<Self>>(linker, HostState::cx::<Self>)
+    }
+
+    /// Open every store (a Redis store must answer `PING`).
+    async fn setup(app: &AppSetup<'_>) -> anyhow::Result<Self::App> {
+        let manifest = app.manifest;
+        let mut stores = BTreeMap::new();
+        for (name, section) in &manifest.kv {
+            let limits = KvLimits {
+                max_key_bytes: section.max_key.unwrap_or(KvLimits::default().max_key_bytes),
+                max_value_bytes: section
+                    .max_value
+                    .map(|s| usize::try_from(s.0).unwrap_or(usize::MAX))
+                    .unwrap_or(KvLimits::default().max_value_bytes),
+                ..KvLimits::default()
+            };
+            let config =
+                match section.backend {
+                    KvBackendKind::Embedded => KvBackendConfig::Embedded {
+                        dir: manifest
+                            .resolve(section.path.as_deref().unwrap_or("data/kv".as_ref())),
+                    },
+                    KvBackendKind::Redis => {
+                        // The manifest checked that `url` names a declared variable.
+                        let var = section.url.as_deref().unwrap_or_default();
+                        KvBackendConfig::Redis {
+                            url: app.variables[var].value.clone(),
+                            prefix: Some(section.prefix.clone().unwrap_or_else(|| {
+                                format!("flagon:{}:{name}:", manifest.app.name)
+                            })),
+                        }
+                    }
+                };
+            let store = KvStore::open(name, config, limits).await.with_context(|| {
+                format!(
+                    "cannot open key-value store `{name}` (`[kv.{name}]` in `{}`)",
+                    manifest.file.display()
+                )
+            })?;
+            stores.insert(name.clone(), Arc::new(store));
+        }
+        Ok(stores)
+    }
+
+    fn configure(_: &Self::App, c: &ComponentSetup<'_>) -> anyhow::Result<Self::Component> {
+        // The manifest checked that every granted store is declared.
+        Ok(c.section.grants.kv.iter().flatten().cloned().collect())
+    }
+
+    fn prepare(_: &Self::Component) {}
+}
+
+impl Cx<'_, Kv> {
+    /// The store `name`, if this component was granted it.
+    fn store(&self, name: &str) -> Result<Arc<KvStore>, String> {
+        if !self.component.iter().any(|k| k == name) {
+            return Err(format!(
+                "key-value store `{name}` is not granted to this component (add it to `grants.kv`)"
+            ));
+        }
+        self.app
+            .get(name)
+            .cloned()
+            .ok_or_else(|| format!("no key-value store `{name}`"))
+    }
+}
+
+impl kv::Host for Cx<'_, Kv> {
+    async fn get(&mut self, store: String, key: String) -> Result<Option<Vec<u8>>, String> {
+        let s = self.store(&store)?;
+        s.get(&key).await.map_err(|e| e.to_string())
+    }
+
+    async fn set(
+        &mut self,
+        store: String,
+        key: String,
+        value: Vec<u8>,
+        ttl_ms: Option<u64>,
+    ) -> Result<(), String> {
+        let s = self.store(&store)?;
+        let ttl = ttl_ms.map(std::time::Duration::from_millis);
+        s.set(&key, &value, ttl).await.map_err(|e| e.to_string())
+    }
+
+    async fn delete(&mut self, store: String, key: String) -> Result<bool, String> {
+        let s = self.store(&store)?;
+        s.delete(&key).await.map_err(|e| e.to_string())
+    }
+
+    async fn exists(&mut self, store: String, key: String) -> Result<bool, String> {
+        let s = self.store(&store)?;
+        s.exists(&key).await.map_err(|e| e.to_string())
+    }
+
+    async fn increment(&mut self, store: String, key: String, delta: i64) -> Result<i64, String> {
+        let s = self.store(&store)?;
+        s.increment(&key, delta).await.map_err(|e| e.to_string())
+    }
+
+    async fn list_keys(&mut self, store: String, prefix: String) -> Result<Vec<String>, String> {
+        let s = self.store(&store)?;
+        s.list_keys(&prefix).await.map_err(|e| e.to_string())
+    }
+}

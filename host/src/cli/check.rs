@@ -1,0 +1,90 @@
+//! `flagon check`: the manifest, every variable (secrets hidden), and each component's imports
+//! against what it was granted, with grants it does not use.
+
+use std::path::Path;
+
+use anyhow::{Result, bail};
+
+use crate::app::LoadOptions;
+use crate::app::component::compile_and_check;
+use crate::capabilities::REGISTRY;
+use crate::http::router::Router;
+use crate::manifest::Manifest;
+use crate::runtime::{EngineSettings, FlagonEngine};
+
+pub(super) fn check(path: &Path, options: &LoadOptions) -> Result<()> {
+    let manifest = Manifest::load(path)?;
+    println!(
+        "manifest `{}`: ok (app `{}`)",
+        manifest.file.display(),
+        manifest.app.name
+    );
+    let variables = manifest.resolve_variables(options.env_lookup()?)?;
+    for (name, v) in &variables {
+        let shown = if v.secret {
+            "<secret>".to_string()
+        } else {
+            format!("{:?}", v.value)
+        };
+        println!("variable `{name}` = {shown}");
+    }
+    let engine = FlagonEngine::new(&EngineSettings {
+        max_instances: 1,
+        max_memory: manifest.max_component_memory(),
+    })?;
+    let cache = manifest.cache_dir();
+    let mut failures = 0;
+    for (id, section) in &manifest.components {
+        let path = manifest.resolve(&section.source);
+        println!("\ncomponent `{id}` ({})", path.display());
+        println!(
+            "  limits: memory {}, timeout {}",
+            section.limits.memory, section.limits.timeout
+        );
+        let granted: Vec<String> = REGISTRY
+            .iter()
+            .flat_map(|cap| cap.describe(&manifest, section))
+            .collect();
+        println!("  granted: {}", granted.join(", "));
+        match compile_and_check(
+            &engine.engine,
+            &manifest,
+            id,
+            section,
+            &path,
+            cache.as_deref(),
+        ) {
+            Ok((_, _, imports)) => {
+                for i in &imports {
+                    let cap = i.outcome.as_ref().expect("checked");
+                    println!("  imports {} ({})", i.name, cap.name);
+                }
+                // A grant the component never uses is worth removing: least privilege.
+                for cap in REGISTRY {
+                    let Some(grant) = cap.grant else { continue };
+                    let uses = imports
+                        .iter()
+                        .any(|i| i.outcome.as_ref().is_ok_and(|c| *c == cap));
+                    if !cap.describe(&manifest, section).is_empty() && !uses {
+                        println!(
+                            "  unused grant: `{}` (the component does not import `{}`)",
+                            grant.key,
+                            cap.interfaces.join("`, `")
+                        );
+                    }
+                }
+                println!("  ok");
+            }
+            Err(e) => {
+                failures += 1;
+                println!("  error: {e:#}");
+            }
+        }
+    }
+    Router::new(&manifest)?;
+    println!("\nroutes: {} ok", manifest.routes.len());
+    if failures > 0 {
+        bail!("{failures} component(s) failed the check");
+    }
+    Ok(())
+}

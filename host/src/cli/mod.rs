@@ -1,0 +1,116 @@
+//! The `flagon` command line: the clap definitions here, one module per command.
+
+mod build;
+mod check;
+mod routes;
+mod serve;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use crate::app::{CacheDir, LoadOptions};
+use crate::manifest::Manifest;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "flagon",
+    version,
+    about = "Serve web apps made of sandboxed WebAssembly components"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve an app.
+    Serve {
+        /// The app directory or its `flagon.toml`.
+        #[arg(default_value = ".")]
+        app: PathBuf,
+        /// Listen on this address instead of `[server] listen`. Example: 0.0.0.0:8080
+        #[arg(long, env = "FLAGON_LISTEN")]
+        listen: Option<SocketAddr>,
+        /// Run every component's build command first.
+        #[arg(long)]
+        build: bool,
+        /// Do not use or write the precompiled-component cache.
+        #[arg(long)]
+        no_cache: bool,
+        /// Read unset environment variables for `[variables]` from this `.env` file.
+        #[arg(long, value_name = "PATH")]
+        env_file: Option<PathBuf>,
+        /// Development mode: detailed error pages, templates re-read on every request, cookies
+        /// without `Secure` (for plain http://localhost), an ephemeral session key if none is
+        /// set, and the app's `.env` file read. Never use it in production.
+        #[arg(long)]
+        dev: bool,
+    },
+    /// Run each component's build command.
+    Build {
+        /// The app directory or its `flagon.toml`.
+        #[arg(default_value = ".")]
+        app: PathBuf,
+        /// Build only this component.
+        #[arg(long)]
+        component: Option<String>,
+    },
+    /// Check the manifest, every component, and what each imports against what it was granted.
+    Check {
+        /// The app directory or its `flagon.toml`.
+        #[arg(default_value = ".")]
+        app: PathBuf,
+        /// Read unset environment variables for `[variables]` from this `.env` file.
+        #[arg(long, value_name = "PATH")]
+        env_file: Option<PathBuf>,
+    },
+    /// List the routes, like `flask routes`.
+    Routes {
+        /// The app directory or its `flagon.toml`.
+        #[arg(default_value = ".")]
+        app: PathBuf,
+    },
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve {
+            app,
+            listen,
+            build,
+            no_cache,
+            env_file,
+            dev,
+        } => serve::serve(
+            &app,
+            listen,
+            build,
+            LoadOptions {
+                cache: if no_cache {
+                    CacheDir::Disabled
+                } else {
+                    CacheDir::Default
+                },
+                env_file,
+                dev,
+            },
+        ),
+        Command::Build { app, component } => {
+            let manifest = Manifest::load(&app)?;
+            build::build_components(&manifest, component.as_deref())
+        }
+        Command::Check { app, env_file } => check::check(
+            &app,
+            &LoadOptions {
+                cache: CacheDir::Default,
+                env_file,
+                dev: false,
+            },
+        ),
+        Command::Routes { app } => routes::routes(&app),
+    }
+}

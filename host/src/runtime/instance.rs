@@ -1,0 +1,143 @@
+//! A handler component linked once into an `InstancePre` and instantiated fresh for every
+//! request, in a `Store` that never serves a second one.
+
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{InstancePre, ResourceTable};
+use wasmtime::{
+    Engine, PoolConcurrencyLimitError, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline,
+};
+
+use super::bindings::{HandlerPre, Request, Response};
+use super::engine;
+
+/// What the runtime keeps in every `Store`: the resource table, the memory limit and the
+/// deadline of the call.
+pub struct RuntimeCtx {
+    pub table: ResourceTable,
+    limits: StoreLimits,
+    /// When this request's time in the guest is up (checked at every epoch tick); set when the
+    /// call starts.
+    deadline: Option<Instant>,
+}
+
+impl RuntimeCtx {
+    /// A context whose instance may grow its linear memory to `memory` bytes.
+    pub fn new(memory: usize) -> Self {
+        Self {
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(memory)
+                // Failing growth returns -1 to the guest (its allocator reports out-of-memory
+                // and usually aborts, which traps); the host itself never allocates past the
+                // limit.
+                .trap_on_grow_failure(false)
+                .build(),
+            deadline: None,
+        }
+    }
+}
+
+/// How the runtime reaches its part of a `Store`'s data.
+pub trait RuntimeView: Send + 'static {
+    fn runtime(&mut self) -> &mut RuntimeCtx;
+}
+
+/// Why a request to a guest produced no response.
+#[derive(Debug)]
+pub enum Failure {
+    /// The guest ran past its deadline and was stopped.
+    Timeout,
+    /// Every instance slot is in use.
+    Overloaded,
+    /// The guest trapped (panic, stack overflow, out-of-bounds access, ...) or failed to
+    /// instantiate. The detail is for the log only.
+    Trap(String),
+}
+
+/// A component exporting `flagon:app/handler`, ready to be instantiated per request.
+pub struct Handler<T: 'static> {
+    pre: HandlerPre<T>,
+    /// Time one request may spend in the guest.
+    timeout: Duration,
+}
+
+impl<T: RuntimeView> Handler<T> {
+    /// Wrap a pre-linked component; fails if it does not export the handler world.
+    pub fn new(pre: InstancePre<T>, timeout: Duration) -> wasmtime::Result<Self> {
+        Ok(Self {
+            pre: HandlerPre::new(pre)?,
+            timeout,
+        })
+    }
+
+    /// Run one request through a fresh instance whose `Store` holds `data`; `data` comes back
+    /// with the outcome (for what the host calls changed during the call).
+    pub async fn call(
+        &self,
+        engine: &Engine,
+        mut data: T,
+        request: &Request,
+    ) -> (Result<Response, Failure>, T) {
+        let started = Instant::now();
+        data.runtime().deadline = Some(started + self.timeout);
+        let mut store = Store::new(engine, data);
+        store.limiter(|s| &mut s.runtime().limits);
+        store.epoch_deadline_callback(|mut ctx| {
+            let past = ctx
+                .data_mut()
+                .runtime()
+                .deadline
+                .is_none_or(|d| Instant::now() >= d);
+            Ok(if past {
+                UpdateDeadline::Interrupt
+            } else {
+                // Not yet: let other requests on this thread run, then check again next tick.
+                // tokio's `yield_now` defers the wake-up until the worker has polled the I/O
+                // driver, so a spinning guest cannot starve the network and timers.
+                UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
+            })
+        });
+        store.set_epoch_deadline(1);
+
+        let run = async {
+            let handler = self.pre.instantiate_async(&mut store).await?;
+            handler.call_handle(&mut store, request).await
+        };
+        // The epoch deadline stops guest code; this outer timeout also covers time spent in
+        // host calls, so nothing a guest does can hold a request past its deadline for long.
+        // Most handlers never wait on the host: the first poll runs the fiber to completion,
+        // and only a call that is still pending afterwards arms a timer (saving a timer-wheel
+        // insert and removal on every request).
+        let limit = self.timeout + engine::EPOCH_TICK * 20;
+        let outcome = {
+            let mut run = std::pin::pin!(run);
+            let first =
+                std::future::poll_fn(|cx| std::task::Poll::Ready(run.as_mut().poll(cx))).await;
+            match first {
+                std::task::Poll::Ready(done) => Ok(done),
+                std::task::Poll::Pending => {
+                    let until = tokio::time::Instant::from_std(started + limit);
+                    tokio::time::timeout_at(until, run).await
+                }
+            }
+        };
+        let result = match outcome {
+            Err(_elapsed) => Err(Failure::Timeout),
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) => Err(classify_error(e)),
+        };
+        // The Store (and the instance) ends here: a Store never serves a second request.
+        (result, store.into_data())
+    }
+}
+
+fn classify_error(e: wasmtime::Error) -> Failure {
+    if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
+        return Failure::Overloaded;
+    }
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => Failure::Timeout,
+        _ => Failure::Trap(format!("{e:#}")),
+    }
+}

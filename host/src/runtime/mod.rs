@@ -1,0 +1,15 @@
+//! The Wasm runtime: the engine and its precompiled cache, the one `bindgen!`, handler
+//! instances and the part of every `Store` the runtime owns, and guest output as log lines.
+//!
+//! It knows nothing of sessions, templates or routes. What a request carries reaches it
+//! through the `T` of [`Handler<T>`], which gives the runtime its [`RuntimeCtx`] through
+//! [`RuntimeView`] (the way wasmtime-wasi reaches its context through `WasiView`). It imports no
+//! other folder of the host.
+
+pub mod bindings;
+pub mod engine;
+pub mod guest_log;
+pub mod instance;
+
+pub use engine::{EngineSettings, FlagonEngine, Origin};
+pub use instance::{Failure, Handler, RuntimeCtx, RuntimeView};
