@@ -1,6 +1,7 @@
 //! A real browser (Debian's headless Chromium, driven by playwright-core from
 //! `tests/browser/`) loads pages that render XSS payloads into every HTML context, and logs in
-//! through the real form. `.ci/run` installs chromium and the npm package.
+//! through the real form. `bash tests/run` (the README's test command) installs chromium and
+//! the npm package.
 
 use std::path::Path;
 use std::time::Duration;
@@ -22,7 +23,12 @@ async fn no_payload_executes_and_the_session_cookie_is_locked_down() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/browser");
     assert!(
         dir.join("node_modules/playwright-core").is_dir(),
-        "run `npm ci` in tests/browser (and install Debian's `chromium`); .ci/run does both"
+        "run `npm ci` in tests/browser (and install Debian's `chromium`); `bash tests/run` does both"
+    );
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).is_file(),
+        "no browser at `{chromium}`: install Debian's `chromium` (`apt-get install chromium`, which `bash tests/run` does) or set CHROMIUM"
     );
     // `localhost` is a secure context for Chromium, so it keeps a `Secure` cookie over http.
     let base = format!("http://localhost:{}", s.addr.port());

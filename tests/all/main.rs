@@ -7,6 +7,7 @@ mod example;
 mod grants;
 mod harness;
 mod hostile;
+mod layout;
 mod limits;
 mod routing;
 mod web;
