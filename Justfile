@@ -4,9 +4,10 @@
 hello:
     cargo run -- serve examples/hello --build --dev
 
-# The full test suite (builds the guest test programs too).
+# The full test suite: installs what the tests need if missing, builds the guest test programs,
+# then runs `cargo test --locked`.
 test:
-    cargo test --locked
+    bash tests/run
 
 # The side-by-side benchmark suite (needs wrk; see docs/performance.md).
 bench:

@@ -4,15 +4,18 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Which folders each folder may import. Everything may read the manifest; `runtime` and
+/// Which folders each folder may import: what its arrows in the picture reach. `runtime` and
 /// `manifest` import no other folder.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("manifest", &[]),
     ("runtime", &[]),
     ("http", &["manifest"]),
     ("web", &["http", "manifest"]),
-    ("capabilities", &["runtime", "web", "manifest"]),
-    ("app", &["capabilities", "runtime", "web", "http", "manifest"]),
+    ("capabilities", &["runtime", "web", "http", "manifest"]),
+    (
+        "app",
+        &["capabilities", "runtime", "web", "http", "manifest"],
+    ),
     (
         "cli",
         &["app", "capabilities", "runtime", "web", "http", "manifest"],
