@@ -67,7 +67,7 @@ impl LoadedComponent {
     /// A request context with no session and no headers, for calling the component directly
     /// (benchmarks, embedding).
     pub fn request_ctx(&self, request_id: Arc<str>) -> RequestCtx {
-        RequestCtx::new(&self.caps, request_id, None, &http::HeaderMap::new())
+        RequestCtx::new(request_id, None, &http::HeaderMap::new())
     }
 
     /// Run one request through a fresh instance; what the call left behind (the session the
@@ -79,8 +79,11 @@ impl LoadedComponent {
         ctx: RequestCtx,
     ) -> (Result<Response, Failure>, capabilities::Finished) {
         let state = HostState::new(&self.caps, ctx);
-        let (outcome, state) = self.handler.call(engine, state, request).await;
-        (outcome, state.finish())
+        let (outcome, mut store) = self.handler.call(engine, state, request).await;
+        let finished = store.data_mut().finish();
+        // The Store (and the instance) ends here, whatever happened.
+        drop(store);
+        (outcome, finished)
     }
 }
 

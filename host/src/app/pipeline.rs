@@ -104,7 +104,7 @@ impl App {
         let session = self.load_session(component, &parts);
         self.check_csrf(session.as_ref(), route, &parts, &form, &peer, id)?;
         let request = guest_request(&parts, route, params, body, form, &peer, id);
-        let ctx = RequestCtx::new(&component.caps, id.shared(), session, &parts.headers);
+        let ctx = RequestCtx::new(id.shared(), session, &parts.headers);
         let (outcome, finished) = component.call(self.engine(), &request, ctx).await;
         let response = self.guest_response(outcome, component, id);
         let mut response = self.error_pages(response, &finished, id);
@@ -410,7 +410,11 @@ fn guest_request(
         client: peer.client.to_string(),
         request_id: id.to_string(),
         route: route.name.as_deref().map(str::to_string),
-        form: form.into_iter().map(wit_form_field).collect(),
+        form: if form.is_empty() {
+            Vec::new()
+        } else {
+            form.into_iter().map(wit_form_field).collect()
+        },
     }
 }
 

@@ -51,7 +51,7 @@ impl log::Host for Cx<'_, Log> {
         if *self.instance > MAX_LOG_LINES_PER_REQUEST {
             return;
         }
-        let out = self.request.guest_log();
+        let out = self.guest_log();
         let message = out.clean(&truncate(&message, MAX_LOG_LINE_BYTES));
         let component = &*out.component;
         let request_id = &*out.request_id;
@@ -71,29 +71,25 @@ impl log::Host for Cx<'_, Log> {
 }
 
 /// Log how many lines a request wrote past the limit, if any.
-pub(super) fn report_dropped(lines: u32, request: &RequestCtx) {
+pub(super) fn report_dropped(lines: u32, component: &str, request: &RequestCtx) {
     let dropped = lines.saturating_sub(MAX_LOG_LINES_PER_REQUEST);
     if dropped > 0 {
-        tracing::warn!(component = %request.component, request_id = %request.request_id, dropped, "guest log lines dropped (limit per request)");
+        tracing::warn!(component, request_id = %request.request_id, dropped, "guest log lines dropped (limit per request)");
     }
 }
 
 /// The request headers whose values are credentials, kept (cheaply: a `HeaderValue` clone
-/// shares its bytes) so their values can be redacted if the guest logs them.
+/// shares its bytes) so their values can be redacted if the guest logs them. One pass over the
+/// headers: comparing standard header names is cheaper than three hashed lookups.
 pub fn credential_headers(headers: &http::HeaderMap) -> Vec<(http::HeaderName, http::HeaderValue)> {
-    [
-        http::header::AUTHORIZATION,
-        http::header::PROXY_AUTHORIZATION,
-        http::header::COOKIE,
-    ]
-    .into_iter()
-    .flat_map(|name| {
-        headers
-            .get_all(&name)
-            .iter()
-            .map(move |v| (name.clone(), v.clone()))
-    })
-    .collect()
+    use http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
+    headers
+        .iter()
+        .filter(|(name, _)| {
+            **name == AUTHORIZATION || **name == PROXY_AUTHORIZATION || **name == COOKIE
+        })
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect()
 }
 
 /// The credential values in `headers` (from [`credential_headers`]): each `Authorization` and

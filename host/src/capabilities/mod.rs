@@ -119,6 +119,15 @@ pub struct Cx<'a, C: Capability> {
     pub component: &'a C::Component,
     pub instance: &'a mut C::Instance,
     pub request: &'a mut RequestCtx,
+    /// The component answering (its id, for log lines).
+    pub guest: &'a ComponentCaps,
+}
+
+impl<C: Capability> Cx<'_, C> {
+    /// Where this request's guest log lines go, and what is redacted from them.
+    pub fn guest_log(&mut self) -> &GuestLog {
+        self.request.guest_log(self.guest)
+    }
 }
 
 /// The [`HasData`] for linking a capability's interfaces: its host functions are implemented
@@ -163,11 +172,12 @@ impl HostState {
     }
 
     /// What the request keeps once the instance is gone: the session and a failed render.
-    pub fn finish(self) -> Finished {
-        log::report_dropped(self.instance.log, &self.request);
+    /// Called once, after the call; the `Store` is dropped afterwards.
+    pub fn finish(&mut self) -> Finished {
+        log::report_dropped(self.instance.log, &self.component.id, &self.request);
         Finished {
-            session: self.request.session,
-            render_failure: self.instance.templates,
+            session: self.request.session.take(),
+            render_failure: self.instance.templates.take(),
         }
     }
 }
@@ -189,13 +199,10 @@ pub struct Finished {
 /// the log.
 pub struct RequestCtx {
     pub request_id: Arc<str>,
-    /// The component answering.
-    pub component: Arc<str>,
     pub session: Option<Arc<Mutex<Session>>>,
     /// This request's `Authorization`/`Cookie` headers; their values are redacted from
     /// everything the guest logs.
     credential_headers: Vec<(HeaderName, HeaderValue)>,
-    secrets: Arc<[String]>,
     /// Built from `credential_headers` on the first log line (most requests never log, so
     /// the request path does not pay for it).
     log: Option<GuestLog>,
@@ -204,29 +211,23 @@ pub struct RequestCtx {
 impl RequestCtx {
     /// The request `request_id` to `component`, with the session the host loaded for it (if
     /// the component is granted one) and the request's headers (for redaction).
-    pub fn new(
-        component: &ComponentCaps,
-        request_id: Arc<str>,
-        session: Option<Session>,
-        headers: &http::HeaderMap,
-    ) -> Self {
+    pub fn new(request_id: Arc<str>, session: Option<Session>, headers: &http::HeaderMap) -> Self {
         Self {
             request_id,
-            component: component.id.clone(),
             session: session.map(|s| Arc::new(Mutex::new(s))),
             credential_headers: log::credential_headers(headers),
-            secrets: component.secrets.clone(),
             log: None,
         }
     }
 
-    /// Where this request's guest log lines go, and what is redacted from them.
-    pub fn guest_log(&mut self) -> &GuestLog {
+    /// Where this request's guest log lines go (attributed to `guest`), and what is redacted
+    /// from them: the app's secrets and this request's credentials.
+    pub fn guest_log(&mut self, guest: &ComponentCaps) -> &GuestLog {
         self.log.get_or_insert_with(|| GuestLog {
-            component: self.component.clone(),
+            component: guest.id.clone(),
             request_id: self.request_id.clone(),
             redactor: Arc::new(Redactor::new(
-                self.secrets.clone(),
+                guest.secrets.clone(),
                 log::request_credentials(&self.credential_headers),
             )),
         })
@@ -432,6 +433,7 @@ macro_rules! registry {
                     component: &self.component.$field,
                     instance: &mut self.instance.$field,
                     request: &mut self.request,
+                    guest: &self.component,
                 }
             }
         })*

@@ -64,7 +64,7 @@ impl templates::Host for Cx<'_, Templates> {
         match t.render_json(&name, &context, globals) {
             Ok(html) => Ok(html),
             Err(e) => {
-                tracing::error!(component = %self.request.component, request_id = %self.request.request_id, "{}", log_safe(&e.summary));
+                tracing::error!(component = %self.guest.id, request_id = %self.request.request_id, "{}", log_safe(&e.summary));
                 let message = e.summary.clone();
                 self.instance.get_or_insert(e);
                 Err(message)

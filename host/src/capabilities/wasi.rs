@@ -127,7 +127,7 @@ impl WasiView for HostState {
         } = self;
         WasiCtxView {
             ctx: instance.wasi.get_or_insert_with(|| {
-                let log = request.guest_log().clone();
+                let log = request.guest_log(component).clone();
                 let mut builder = WasiCtx::builder();
                 builder
                     .stdout(GuestOutput::new(log.clone(), "stdout"))
@@ -139,7 +139,7 @@ impl WasiView for HostState {
                         wasmtime_wasi::FsPerms::ReadOnly
                     };
                     if let Err(e) = builder.preopened_dir(host, guest, perms) {
-                        tracing::error!(component = %request.component, request_id = %request.request_id, "cannot open granted directory `{}`: {e}", host.display());
+                        tracing::error!(component = %component.id, request_id = %request.request_id, "cannot open granted directory `{}`: {e}", host.display());
                     }
                 }
                 builder.build()

@@ -71,14 +71,18 @@ impl<T: RuntimeView> Handler<T> {
         })
     }
 
-    /// Run one request through a fresh instance whose `Store` holds `data`; `data` comes back
-    /// with the outcome (for what the host calls changed during the call).
-    pub async fn call(
-        &self,
+    /// Run one request through a fresh instance whose `Store` holds `data`. The `Store` comes
+    /// back with the outcome, for what the host calls changed during the call; drop it then:
+    /// a `Store` never serves a second request.
+    ///
+    /// The `Store` is made before the returned future first runs, so the future carries a
+    /// pointer to it rather than `data` itself (fewer copies per request).
+    pub fn call<'a>(
+        &'a self,
         engine: &Engine,
         mut data: T,
-        request: &Request,
-    ) -> (Result<Response, Failure>, T) {
+        request: &'a Request,
+    ) -> impl Future<Output = (Result<Response, Failure>, Store<T>)> + 'a {
         let started = Instant::now();
         data.runtime().deadline = Some(started + self.timeout);
         let mut store = Store::new(engine, data);
@@ -99,36 +103,37 @@ impl<T: RuntimeView> Handler<T> {
             })
         });
         store.set_epoch_deadline(1);
-
-        let run = async {
-            let handler = self.pre.instantiate_async(&mut store).await?;
-            handler.call_handle(&mut store, request).await
-        };
-        // The epoch deadline stops guest code; this outer timeout also covers time spent in
-        // host calls, so nothing a guest does can hold a request past its deadline for long.
-        // Most handlers never wait on the host: the first poll runs the fiber to completion,
-        // and only a call that is still pending afterwards arms a timer (saving a timer-wheel
-        // insert and removal on every request).
+        // The epoch deadline stops guest code; the outer timeout below also covers time spent
+        // in host calls, so nothing a guest does can hold a request past its deadline for long.
         let limit = self.timeout + engine::EPOCH_TICK * 20;
-        let outcome = {
-            let mut run = std::pin::pin!(run);
-            let first =
-                std::future::poll_fn(|cx| std::task::Poll::Ready(run.as_mut().poll(cx))).await;
-            match first {
-                std::task::Poll::Ready(done) => Ok(done),
-                std::task::Poll::Pending => {
-                    let until = tokio::time::Instant::from_std(started + limit);
-                    tokio::time::timeout_at(until, run).await
+
+        async move {
+            let run = async {
+                let handler = self.pre.instantiate_async(&mut store).await?;
+                handler.call_handle(&mut store, request).await
+            };
+            // Most handlers never wait on the host: the first poll runs the fiber to
+            // completion, and only a call that is still pending afterwards arms a timer
+            // (saving a timer-wheel insert and removal on every request).
+            let outcome = {
+                let mut run = std::pin::pin!(run);
+                let first =
+                    std::future::poll_fn(|cx| std::task::Poll::Ready(run.as_mut().poll(cx))).await;
+                match first {
+                    std::task::Poll::Ready(done) => Ok(done),
+                    std::task::Poll::Pending => {
+                        let until = tokio::time::Instant::from_std(started + limit);
+                        tokio::time::timeout_at(until, run).await
+                    }
                 }
-            }
-        };
-        let result = match outcome {
-            Err(_elapsed) => Err(Failure::Timeout),
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(e)) => Err(classify_error(e)),
-        };
-        // The Store (and the instance) ends here: a Store never serves a second request.
-        (result, store.into_data())
+            };
+            let result = match outcome {
+                Err(_elapsed) => Err(Failure::Timeout),
+                Ok(Ok(response)) => Ok(response),
+                Ok(Err(e)) => Err(classify_error(e)),
+            };
+            (result, store)
+        }
     }
 }
 

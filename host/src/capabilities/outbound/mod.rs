@@ -110,7 +110,7 @@ impl outbound_http::Host for Cx<'_, Outbound> {
                 body: r.body,
             }),
             Err(e) => {
-                tracing::info!(component = %self.request.component, request_id = %self.request.request_id, "outbound request failed: {e}");
+                tracing::info!(component = %self.guest.id, request_id = %self.request.request_id, "outbound request failed: {e}");
                 Err(e.to_string())
             }
         }
