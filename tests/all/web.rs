@@ -136,8 +136,23 @@ name = "empty-404"
 path = "/cookie"
 component = "web"
 name = "cookie"
+
+[[routes]]
+path = "/cookie-header"
+component = "web"
+name = "cookie-header"
+
+[components.plain]
+source = {hello}
+grants = {{ variables = [], crypto = true, outbound = ["http://127.0.0.1:9"] }}
+
+[[routes]]
+path = "/plain/cookie-header"
+component = "plain"
+name = "plain-cookie-header"
 "#,
         web = program(programs::WEB),
+        hello = program(programs::HELLO),
     )
 }
 
@@ -522,6 +537,42 @@ async fn guests_cannot_set_the_session_cookie() {
     assert_eq!(r.text(), "theme=light");
 }
 
+/// The sealed session cookie is a bearer token: no guest sees it, with or without the session
+/// grant (the session interface is the only way in). Other cookies pass through.
+#[tokio::test]
+async fn no_guest_sees_the_session_cookie() {
+    let s = start().await;
+    let r = s.get("/token").await;
+    let session = session_cookie(&r).unwrap();
+    let sealed = session.split_once('=').unwrap().1.to_string();
+    let header = format!("theme=light; {session}; other=1");
+    for path in ["/cookie-header", "/plain/cookie-header"] {
+        let r = s
+            .send(Req::new("GET", path).header("cookie", &header))
+            .await;
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.text(), "theme=light; other=1", "{path}");
+        assert!(!r.text().contains(&sealed), "{path}");
+        // Only the session cookie: the guest sees no `Cookie` header at all.
+        let r = s
+            .send(Req::new("GET", path).header("cookie", &session))
+            .await;
+        assert_eq!(r.text(), "-", "{path}");
+        // Names a browser could confuse with it are dropped too.
+        let r = s
+            .send(
+                Req::new("GET", path).header("cookie", "__host-SESSION=x; __Secure-session=y; a=b"),
+            )
+            .await;
+        assert_eq!(r.text(), "a=b", "{path}");
+    }
+    // The session still works through the interface.
+    let r = s
+        .send(Req::new("GET", "/whoami").header("cookie", &session))
+        .await;
+    assert_eq!(r.status, 200);
+}
+
 #[tokio::test]
 async fn redirects_only_to_this_site_or_allowed_origins() {
     let s = start().await;
@@ -550,6 +601,37 @@ async fn redirects_only_to_this_site_or_allowed_origins() {
             .await;
         assert_eq!(r.status, 500, "{bad}");
         assert_eq!(r.header("location"), None, "{bad}");
+    }
+    // What a browser would resolve decides, not the raw string: it trims whitespace, drops
+    // tabs and newlines, and reads `\` as `/`.
+    for bad in [
+        " //evil.example",
+        "\t//evil.example",
+        "//evil.example ",
+        "/\\evil.example",
+    ] {
+        let r = s
+            .get(&format!(
+                "/redirect?to={}",
+                percent_encoding::utf8_percent_encode(bad, percent_encoding::NON_ALPHANUMERIC)
+            ))
+            .await;
+        assert_eq!(r.status, 500, "{bad:?}");
+        assert_eq!(r.header("location"), None, "{bad:?}");
+    }
+    // `Refresh` is a redirect too.
+    let refresh = |to: &str| {
+        format!(
+            "/redirect?refresh=0&to={}",
+            percent_encoding::utf8_percent_encode(to, percent_encoding::NON_ALPHANUMERIC)
+        )
+    };
+    let r = s.get(&refresh("/home")).await;
+    assert_eq!((r.status, r.header("refresh")), (200, Some("0; url=/home")));
+    for bad in ["//evil.example", " //evil.example", "https://evil.example/"] {
+        let r = s.get(&refresh(bad)).await;
+        assert_eq!(r.status, 500, "{bad:?}");
+        assert_eq!(r.header("refresh"), None, "{bad:?}");
     }
 }
 

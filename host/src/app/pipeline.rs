@@ -32,7 +32,7 @@ use crate::runtime::bindings::{self, Response as GuestResponse};
 use crate::runtime::guest_log::log_safe;
 use crate::web::csrf;
 use crate::web::security::Peer;
-use crate::web::session::Session;
+use crate::web::session::{Session, SessionConfig, without_session_cookie};
 use crate::web::static_files::Served;
 
 type HttpResponse = http::Response<Body>;
@@ -103,7 +103,8 @@ impl App {
         let component = &self.components[route.component];
         let session = self.load_session(component, &parts);
         self.check_csrf(session.as_ref(), route, &parts, &form, &peer, id)?;
-        let request = guest_request(&parts, route, params, body, form, &peer, id);
+        let session_cookie = self.web.session.as_ref().map(|s| &s.config);
+        let request = guest_request(&parts, route, params, body, form, &peer, id, session_cookie);
         let ctx = RequestCtx::new(id.shared(), session, &parts.headers);
         let (outcome, finished) = component.call(self.engine(), &request, ctx).await;
         let response = self.guest_response(outcome, component, id);
@@ -381,7 +382,12 @@ impl App {
 }
 
 /// The request as the guest sees it: method, raw path, decoded parameters, raw query,
-/// headers, body, client, request id, route name and form.
+/// headers (without the host's session cookie), body, client, request id, route name and
+/// form.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "each is one part of the request, from the step that made it"
+)]
 fn guest_request(
     parts: &Parts,
     route: &Route,
@@ -390,22 +396,26 @@ fn guest_request(
     form: Vec<FormField>,
     peer: &Peer<'_>,
     id: &RequestId,
+    session_cookie: Option<&SessionConfig>,
 ) -> bindings::Request {
+    let mut headers = Vec::with_capacity(parts.headers.len());
+    for (k, v) in &parts.headers {
+        let value = String::from_utf8_lossy(v.as_bytes());
+        let value = match session_cookie {
+            Some(cfg) if k == header::COOKIE => match without_session_cookie(&value, cfg) {
+                Some(rest) => rest,
+                None => continue,
+            },
+            _ => value.into_owned(),
+        };
+        headers.push((k.as_str().to_string(), value));
+    }
     bindings::Request {
         method: wit_method(&parts.method),
         path: parts.uri.path().to_string(),
         params,
         query: parts.uri.query().unwrap_or("").to_string(),
-        headers: parts
-            .headers
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
+        headers,
         body: Vec::from(body),
         client: peer.client.to_string(),
         request_id: id.to_string(),

@@ -10,7 +10,7 @@ use crate::http::request_id::RequestId;
 use crate::runtime::bindings::{Method as WitMethod, Response};
 use crate::runtime::guest_log::log_safe;
 use crate::web::Web;
-use crate::web::security::redirect_allowed;
+use crate::web::security::{redirect_allowed, refresh_allowed};
 use crate::web::session::is_session_cookie;
 
 pub(super) trait SizeHintExact {
@@ -79,30 +79,36 @@ pub(super) fn into_http(
     // Room for the guest's headers plus everything the host adds afterwards (security
     // headers, `x-request-id`, `vary`, a session cookie), so the map is allocated once.
     headers.reserve(r.headers.len() + web.headers.len() + 3);
-    for (name, value) in r.headers {
+    for (name, text) in r.headers {
         let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
             return fail(format!("invalid header name {name:?}"));
         };
         // `HeaderValue::from_str` refuses CR, LF and other control bytes, so a guest cannot
         // split the response or inject headers.
-        let Ok(value) = HeaderValue::from_str(&value) else {
+        let Ok(value) = HeaderValue::from_str(&text) else {
             return fail(format!("invalid value for header `{name}`"));
         };
         if host_owned(&name) {
             tracing::debug!(component, request_id = %request_id, "ignoring host-owned header `{name}` from guest");
             continue;
         }
-        if name == header::LOCATION
-            && !redirect_allowed(value.to_str().unwrap_or(""), &web.redirect_origins)
-        {
+        // The checks below read the guest's own text (always UTF-8), never a lossy or empty
+        // stand-in, so a value the header type cannot show as text cannot slip past them.
+        let refused = (name == header::LOCATION
+            && !redirect_allowed(&text, &web.redirect_origins))
+            // `Refresh` redirects as `Location` does (browsers follow it).
+            || (name.as_str() == "refresh" && !refresh_allowed(&text, &web.redirect_origins));
+        if refused {
+            // Without its query and fragment: they may carry tokens.
+            let shown = text.split(['?', '#']).next().unwrap_or("");
             return fail(format!(
-                "redirect to {:?} refused: only paths on this site and `[security] redirect_origins` are allowed",
-                log_safe(value.to_str().unwrap_or(""))
+                "`{name}` to {:?} refused: only paths on this site and `[security] redirect_origins` are allowed",
+                log_safe(shown)
             ));
         }
         if name == header::SET_COOKIE
             && let Some(setup) = &web.session
-            && is_session_cookie(value.to_str().unwrap_or(""), &setup.config)
+            && is_session_cookie(&text, &setup.config)
         {
             tracing::warn!(component, request_id = %request_id, "dropped a Set-Cookie for the host's session cookie; use the `session` interface");
             continue;

@@ -173,39 +173,92 @@ pub fn same_origin(headers: &HeaderMap, peer: &Peer<'_>) -> SameOrigin {
     }
 }
 
-/// Whether a guest may redirect to `location`: a path on this site (`/x`, not `//x` or `/\x`),
-/// or an absolute URL on one of `allowed` origins.
+/// Whether a guest may redirect to `location`: a place on this site (`/x`, `x`, `?q`, `#f`,
+/// not `//x` or `/\x`), or an absolute URL on one of `allowed` origins.
+///
+/// The decision is made on what a browser would resolve, not on the raw string: the value is
+/// resolved with the WHATWG URL parser (the `url` crate, as browsers do) against two unrelated
+/// bases. It stays on this site only if it keeps each base's origin; otherwise it must resolve
+/// to the same absolute URL from both (so it names its own scheme and host), with `http` or
+/// `https`, no user info, and an allowed origin. Anything a browser might read differently
+/// from us is refused first: leading or trailing whitespace (browsers trim it), control
+/// characters anywhere (browsers drop tabs and newlines from URLs), and `\` (read as `/`).
 pub fn redirect_allowed(location: &str, allowed: &[Origin]) -> bool {
-    // Browsers strip tabs and newlines from URLs and treat `\` like `/`; refuse anything a
-    // browser might read differently from us.
+    use std::sync::LazyLock;
+    use url::Url;
+    static BASES: LazyLock<[Url; 2]> = LazyLock::new(|| {
+        [
+            "https://a.flagon.invalid/p/q",
+            "http://b.flagon.invalid:1/p/q",
+        ]
+        .map(|b| Url::parse(b).expect("the redirect check's bases are valid URLs"))
+    });
+    let trimmed = location.trim_matches(|c: char| c.is_ascii_whitespace() || c.is_control());
     if location.is_empty()
-        || location
-            .bytes()
-            .any(|b| b < b' ' || b == 0x7f || b == b'\\')
+        || trimmed.len() != location.len()
+        || location.chars().any(|c| c.is_control() || c == '\\')
     {
         return false;
     }
-    if location.starts_with('/') {
-        return !location.starts_with("//");
-    }
-    if location.starts_with(['?', '#']) {
-        return true;
-    }
-    // Relative paths like `next` or `../x` stay on this site unless they carry a scheme:
-    // `https:evil.example` and `javascript:` have a colon before any `/`, `?` or `#`.
-    let before = location.split(['/', '?', '#']).next().unwrap_or("");
-    if !before.contains(':') {
-        return true;
-    }
-    let Some((scheme, rest)) = location.split_once("://") else {
+    let [a, b] = &*BASES;
+    let (Ok(from_a), Ok(from_b)) = (a.join(location), b.join(location)) else {
         return false;
     };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let candidate = format!("{scheme}://{}", &rest[..authority_end]);
-    match Origin::parse(&candidate) {
-        Some(o) => allowed.contains(&o),
-        None => false,
+    if from_a.origin() == a.origin() && from_b.origin() == b.origin() {
+        return true;
     }
+    if from_a != from_b
+        || !matches!(from_a.scheme(), "http" | "https")
+        || !from_a.username().is_empty()
+        || from_a.password().is_some()
+    {
+        return false;
+    }
+    let (Some(host), Some(port)) = (from_a.host_str(), from_a.port_or_known_default()) else {
+        return false;
+    };
+    allowed
+        .iter()
+        .any(|o| o.scheme == from_a.scheme() && o.host == host && o.port == port)
+}
+
+/// Whether a guest's `Refresh` header (`5; url=/next`) may be sent: a refresh of the same
+/// page, or one whose URL passes [`redirect_allowed`]. Parsed as the HTML standard's
+/// declarative refresh steps parse it; a value they would not parse is refused.
+pub fn refresh_allowed(value: &str, allowed: &[Origin]) -> bool {
+    let ws = |c: char| c.is_ascii_whitespace();
+    let rest = value.trim_start_matches(ws);
+    let time_end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(rest.len());
+    if time_end == 0 {
+        return false;
+    }
+    let rest = &rest[time_end..];
+    if rest.is_empty() {
+        return true;
+    }
+    if !rest.starts_with(|c: char| ws(c) || c == ';' || c == ',') {
+        return false;
+    }
+    let rest = rest.trim_start_matches(ws);
+    let rest = rest.strip_prefix([';', ',']).unwrap_or(rest);
+    let rest = rest.trim_start_matches(ws);
+    if rest.is_empty() {
+        return true;
+    }
+    let mut url = rest;
+    if url.len() >= 3 && url[..3].eq_ignore_ascii_case("url") {
+        let after = url[3..].trim_start_matches(ws);
+        if let Some(after) = after.strip_prefix('=') {
+            url = after.trim_start_matches(ws);
+        }
+    }
+    if let Some(quote) = url.chars().next().filter(|c| *c == '"' || *c == '\'') {
+        let inner = &url[1..];
+        url = inner.split(quote).next().unwrap_or(inner);
+    }
+    redirect_allowed(url, allowed)
 }
 
 /// The security headers added to every response that does not set its own.
@@ -311,8 +364,69 @@ mod tests {
             "/\t/evil.example",
             "\n//evil.example",
             "",
+            // What a browser trims or drops before resolving.
+            " //evil.example",
+            "//evil.example ",
+            "\t//evil.example",
+            "\u{0}//evil.example",
+            "/\r\n/evil.example",
+            "\u{b}//evil.example",
+            // Scheme-relative, user info, other schemes, odd spellings of a host.
+            "//accounts.example.com/login",
+            "///evil.example",
+            "/\\evil.example",
+            "https://user@accounts.example.com/",
+            "https://:pw@accounts.example.com/",
+            "https://accounts%2eexample%2ecom.evil.example/",
+            "https://evil.example%2f@accounts.example.com",
+            "https:/evil.example",
+            "http:evil.example",
+            "ftp://accounts.example.com/",
+            "vbscript:x",
+            " javascript:alert(1)",
+            "java\tscript:alert(1)",
+            "https://[::1]/",
+            "https://0x7f.1/",
         ] {
             assert!(!redirect_allowed(bad, &allowed), "{bad:?}");
+        }
+        // Percent-encoded slashes and tabs stay in the path: a browser stays on this site.
+        for on_site in [
+            "%2f%2fevil.example",
+            "/%09/evil.example",
+            "/%2F%2Fevil",
+            "/a b",
+        ] {
+            assert!(redirect_allowed(on_site, &allowed), "{on_site:?}");
+        }
+    }
+
+    #[test]
+    fn refresh_headers_are_checked_like_redirects() {
+        let allowed = [Origin::parse("https://accounts.example.com").unwrap()];
+        for ok in [
+            "5",
+            "0;",
+            "3; url=/next",
+            "3;URL='/next'",
+            "3, url=\"/next?a=b\"",
+            "0.5 ; Url = https://accounts.example.com/x",
+            "0; next",
+        ] {
+            assert!(refresh_allowed(ok, &allowed), "{ok:?}");
+        }
+        for bad in [
+            "0; url=//evil.example",
+            "0;url= //evil.example",
+            "0; URL='https://evil.example/'",
+            "0,https://evil.example",
+            "0; url=\"javascript:alert(1)\"",
+            "0 //evil.example",
+            "soon",
+            "",
+            "0x; url=/",
+        ] {
+            assert!(!refresh_allowed(bad, &allowed), "{bad:?}");
         }
     }
 

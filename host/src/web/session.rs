@@ -664,6 +664,12 @@ pub fn is_session_cookie(set_cookie_value: &str, cfg: &SessionConfig) -> bool {
     } else {
         name
     };
+    is_session_cookie_name(name, cfg)
+}
+
+/// Whether a cookie called `name` is, or could be taken by a browser for, the host's session
+/// cookie: the base name, or it behind `__Host-` or `__Secure-`, in any case.
+fn is_session_cookie_name(name: &str, cfg: &SessionConfig) -> bool {
     let base = cfg.cookie_name.as_str();
     name.eq_ignore_ascii_case(base)
         || ["__Host-", "__Secure-"].iter().any(|prefix| {
@@ -672,6 +678,22 @@ pub fn is_session_cookie(set_cookie_value: &str, cfg: &SessionConfig) -> bool {
                     .get(prefix.len()..)
                     .is_some_and(|rest| rest.eq_ignore_ascii_case(base))
         })
+}
+
+/// A request's `Cookie` header as guests see it: without the host's session cookie, which is
+/// a bearer token no guest may read or send on (the `session` interface is the only way in).
+/// Other cookies keep their order and spelling. `None` when nothing is left.
+pub fn without_session_cookie(header: &str, cfg: &SessionConfig) -> Option<String> {
+    let kept: Vec<&str> = header
+        .split(';')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .filter(|pair| {
+            let name = pair.split_once('=').map_or("", |(n, _)| n).trim();
+            !is_session_cookie_name(name, cfg)
+        })
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("; "))
 }
 
 #[cfg(test)]

@@ -63,6 +63,8 @@ impl Handler for Hello {
                 let g: Greeting = req.form()?;
                 Ok(Response::text(format!("{} x{}", g.name, g.times)))
             }
+            // The raw `Cookie` header as this component sees it.
+            Some("plain-cookie-header") => Ok(Response::text(req.header("cookie").unwrap_or("-"))),
             Some("inspect") => Ok(Response::text(format!(
                 "method={} path={} query={} client-set={} id-set={} ua={} body-len={}",
                 req.method_str(),

@@ -81,10 +81,16 @@ impl Handler for Web {
                 let r = templates::render("broken.html", &serde_json::json!({}));
                 Ok(Response::text(format!("guest saw: {}", r.is_err())))
             }
-            Some("redirect") => Ok(Response::redirect(q("to"))),
+            Some("redirect") if q("refresh").is_empty() => Ok(Response::redirect(q("to"))),
+            Some("redirect") => Ok(Response::text("moving")
+                .with_header("refresh", format!("{}; url={}", q("refresh"), q("to")))),
             Some("set-cookie") => Ok(Response::text("cookies")
                 .with_header("set-cookie", "__Host-session=forged; Path=/; Secure")
+                // Not visible ASCII: the host must still see the name.
+                .with_header("set-cookie", "__Host-session=forgé; Path=/; Secure")
                 .with_header("set-cookie", "theme=dark; Path=/")),
+            // The raw `Cookie` header as this component sees it.
+            Some("cookie-header") => Ok(Response::text(req.header("cookie").unwrap_or("-"))),
             Some("kv") => {
                 let store = kv::store("counter");
                 let hits = store.increment("hits", 1)?;
