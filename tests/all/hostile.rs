@@ -168,6 +168,60 @@ async fn guest_output_is_logged_redacted_and_escaped() {
     );
 }
 
+/// Hostile clients: no byte of a request can start a log line of its own. Every line the host
+/// writes while answering these starts with the formatter's timestamp, and the forged text
+/// shows up escaped inside the line that quotes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_request_byte_forges_a_log_line() {
+    use crate::harness::{Req, send};
+    let forged = "INFO flagon::access: forged";
+    let server = BinServer::start(&app_manifest("")).await;
+    // A form field whose decoded name carries a newline (and a bad value, so it is logged).
+    let body = "a%0D%0AINFO%20flagon%3A%3Aaccess%3A%20forged%E2%80%A8x=%FF";
+    let r = send(
+        server.addr,
+        Req::new("POST", "/form")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    // The same through a multipart part name.
+    let multipart = "--b\r\ncontent-disposition: form-data; name=\"x\"\r\n\r\n\r\n--b\r\ncontent-disposition: form-data; name=\"y\"\r\n\r\n\u{ff}\r\n";
+    let _ = send(
+        server.addr,
+        Req::new("POST", "/form")
+            .header("content-type", "multipart/form-data; boundary=b")
+            .body(multipart),
+    )
+    .await;
+    // Paths, queries and headers with encoded line breaks.
+    let _ = server
+        .get("/greet/a%0AINFO%20flagon::access:%20forged?x=%0A")
+        .await;
+    assert!(
+        server
+            .wait_for_log("bad form", Duration::from_secs(5))
+            .await
+    );
+    let log = server.log();
+    assert!(
+        log.contains(r"a\r\nINFO flagon::access: forged\u{2028}x"),
+        "{log}"
+    );
+    for line in log.lines() {
+        let stamped = line.len() > 20
+            && line.as_bytes()[..4].iter().all(u8::is_ascii_digit)
+            && line.as_bytes()[4] == b'-';
+        assert!(
+            stamped,
+            "a log line without the formatter's timestamp: {line:?}\n{log}"
+        );
+        assert!(!line.contains('\u{2028}'), "{line:?}");
+    }
+    assert!(!log.lines().any(|l| l.starts_with(forged)), "{log}");
+}
+
 /// Memory bombs hit the per-instance limit; the host's own memory stays bounded however many
 /// there are (measured on a separate `flagon serve` process).
 #[tokio::test]

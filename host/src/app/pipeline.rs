@@ -29,7 +29,7 @@ use crate::http::request_id::RequestId;
 use crate::http::router::{Match, Route};
 use crate::runtime::Failure;
 use crate::runtime::bindings::{self, Response as GuestResponse};
-use crate::runtime::guest_log::log_safe;
+use crate::text::log_safe;
 use crate::web::csrf;
 use crate::web::security::Peer;
 use crate::web::session::{Session, SessionConfig, without_session_cookie};
@@ -153,7 +153,7 @@ impl App {
                     r
                 }
                 Served::Unservable(e) => {
-                    tracing::warn!(request_id = %id, "static file not served: {e}");
+                    tracing::warn!(request_id = %id, "static file not served: {}", log_safe(&e.to_string()));
                     web.error_page(StatusCode::NOT_FOUND, id, None)
                 }
             },
@@ -239,7 +239,7 @@ impl App {
                 .map(|f| (f, Bytes::new())),
         };
         parsed.map_err(|e| {
-            tracing::info!(request_id = %id, "bad form: {e}");
+            tracing::info!(request_id = %id, "bad form: {}", log_safe(&e.to_string()));
             self.web
                 .error_page(StatusCode::BAD_REQUEST, id, Some(&e.to_string()))
         })

@@ -8,7 +8,7 @@ use http::{Method, StatusCode};
 use crate::http::Body;
 use crate::http::request_id::RequestId;
 use crate::runtime::bindings::{Method as WitMethod, Response};
-use crate::runtime::guest_log::log_safe;
+use crate::text::log_safe;
 use crate::web::Web;
 use crate::web::security::{redirect_allowed, refresh_allowed};
 use crate::web::session::is_session_cookie;
@@ -61,7 +61,7 @@ pub(super) fn into_http(
     web: &Web,
 ) -> Result<http::Response<Body>, String> {
     let fail = |why: String| {
-        tracing::error!(component, request_id = %request_id, "invalid response from guest: {why}");
+        tracing::error!(component, request_id = %request_id, "invalid response from guest: {}", log_safe(&why));
         Err(why)
     };
     let status = match StatusCode::from_u16(r.status) {
@@ -103,7 +103,7 @@ pub(super) fn into_http(
             let shown = text.split(['?', '#']).next().unwrap_or("");
             return fail(format!(
                 "`{name}` to {:?} refused: only paths on this site and `[security] redirect_origins` are allowed",
-                log_safe(shown)
+                shown
             ));
         }
         if name == header::SET_COOKIE

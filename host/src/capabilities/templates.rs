@@ -9,7 +9,7 @@ use wasmtime::component::Linker;
 use super::{AppSetup, CapData, Capability, ComponentSetup, Cx, Grant, HostState};
 use crate::manifest::{ComponentSection, Manifest};
 use crate::runtime::bindings::flagon::app::templates;
-use crate::runtime::guest_log::log_safe;
+use crate::text::log_safe;
 use crate::web::templates::{RenderError, RequestGlobals};
 
 pub struct Templates;

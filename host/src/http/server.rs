@@ -17,6 +17,7 @@ use tokio::sync::Semaphore;
 
 use super::Body;
 use crate::manifest::ServerSection;
+use crate::text::log_safe;
 
 /// What the server hands every parsed request to.
 pub trait Service: Send + Sync + 'static {
@@ -118,7 +119,7 @@ impl<S: Service> Server<S> {
                 });
                 let conn = builder.serve_connection(TokioIo::new(stream), service);
                 if let Err(e) = watcher.watch(conn.into_owned()).await {
-                    tracing::debug!(client = %peer, "connection ended: {e}");
+                    tracing::debug!(client = %peer, "connection ended: {}", log_safe(&e.to_string()));
                 }
             });
         }

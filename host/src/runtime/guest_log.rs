@@ -12,6 +12,8 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi_io::poll::Pollable;
 use wasmtime_wasi_io::streams::{OutputStream, StreamResult};
 
+use crate::text::log_safe;
+
 /// Most log lines one request may write through each of `flagon:app/log`, stdout and stderr;
 /// later lines are dropped and counted, so a guest cannot flood the host's log.
 pub const MAX_LOG_LINES_PER_REQUEST: u32 = 256;
@@ -74,23 +76,6 @@ impl GuestLog {
     pub fn clean(&self, text: &str) -> String {
         self.redactor.redact(&log_safe(text)).into_owned()
     }
-}
-
-/// Escape control characters (CR, LF, ESC, ...) in guest-provided text, so that a guest cannot
-/// forge log lines or send terminal escape sequences through the host's log.
-pub fn log_safe(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.chars().any(char::is_control) {
-        return s.into();
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out.into()
 }
 
 /// `s` cut to at most `max` bytes (on a char boundary), marked when cut.
@@ -236,15 +221,6 @@ impl OutputStream for GuestOutput {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn guest_text_cannot_forge_log_lines() {
-        assert_eq!(super::log_safe("plain ü"), "plain ü");
-        assert_eq!(
-            super::log_safe("a\nINFO flagon::access: fake\r\u{1b}[31m"),
-            "a\\nINFO flagon::access: fake\\r\\u{1b}[31m"
-        );
-    }
-
     #[test]
     fn truncate_keeps_char_boundaries() {
         assert_eq!(super::truncate("héllo", 10), "héllo");

@@ -8,6 +8,7 @@ use http::header::{self, HeaderValue};
 use super::Web;
 use crate::http::Body;
 use crate::http::request_id::RequestId;
+use crate::text::log_safe;
 
 impl Web {
     /// An error response: the app's template for this status if it has one, else a plain page
@@ -42,7 +43,7 @@ impl Web {
                     return r;
                 }
                 Err(e) => {
-                    tracing::error!(request_id = %request_id, "error page {}: {}", status.as_u16(), e.summary);
+                    tracing::error!(request_id = %request_id, "error page {}: {}", status.as_u16(), log_safe(&e.summary));
                 }
             }
         }

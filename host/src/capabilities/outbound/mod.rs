@@ -8,7 +8,7 @@ use wasmtime::component::Linker;
 use super::{AppSetup, CapData, Capability, ComponentSetup, Cx, Grant, HostState};
 use crate::manifest::{ComponentSection, Manifest};
 use crate::runtime::bindings::flagon::app::{outbound_http, types};
-use crate::runtime::guest_log::log_safe;
+use crate::text::log_safe;
 use client::{OutboundClient, OutboundPolicy, OutboundRequest};
 
 pub struct Outbound;
@@ -110,7 +110,7 @@ impl outbound_http::Host for Cx<'_, Outbound> {
                 body: r.body,
             }),
             Err(e) => {
-                tracing::info!(component = %self.guest.id, request_id = %self.request.request_id, "outbound request failed: {e}");
+                tracing::info!(component = %self.guest.id, request_id = %self.request.request_id, "outbound request failed: {}", log_safe(&e.to_string()));
                 Err(e.to_string())
             }
         }
