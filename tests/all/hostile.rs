@@ -125,6 +125,7 @@ async fn guest_output_is_logged_redacted_and_escaped() {
     .await;
     assert_eq!(r.text(), "printed");
     let id = r.header("x-request-id").unwrap().to_string();
+    assert_eq!(server.get("/h/print-pem").await.text(), "printed");
     assert_eq!(server.get("/h/panic").await.status, 500);
     assert!(
         server
@@ -155,6 +156,16 @@ async fn guest_output_is_logged_redacted_and_escaped() {
     for credential in ["tok_0123456789abcdef", "cookie-value-0123456789"] {
         assert!(!log.contains(credential), "{log}");
     }
+    // Secrets are redacted before lines are split, escaped or cut: a multi-line key, and a
+    // secret where the 4 KiB cut of a long line falls.
+    for part in [
+        "MIIBVQIBADANBgkqhkiG9w0BAQEFAASC",
+        "AT8wggE7AgEAAkEAq7BFUpkGp3+",
+        "s3c",
+    ] {
+        assert!(!log.contains(part), "{part} leaked");
+    }
+    assert!(log.contains("pem: [redacted]"), "{log}");
     // The forged line stays inside one escaped stderr line.
     assert!(log.contains("to stderr"), "{log}");
     assert!(

@@ -54,6 +54,7 @@ limits = {{ memory = "32MiB", timeout = "1s" }}
 [variables]
 greeting = {{ default = "howdy" }}
 secret_token = {{ default = "s3cr3t", secret = true }}
+pem_key = {{ default = "-----BEGIN TEST KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASC\nAT8wggE7AgEAAkEAq7BFUpkGp3+\n-----END TEST KEY-----\n", secret = true }}
 
 [[routes]]
 path = "/"

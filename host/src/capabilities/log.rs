@@ -7,7 +7,7 @@ use wasmtime::component::Linker;
 use super::{AppSetup, CapData, Capability, ComponentSetup, Cx, HostState, RequestCtx};
 use crate::manifest::{ComponentSection, Manifest};
 use crate::runtime::bindings::flagon::app::log;
-use crate::runtime::guest_log::{MAX_LOG_LINE_BYTES, MAX_LOG_LINES_PER_REQUEST, truncate};
+use crate::runtime::guest_log::{MAX_LOG_LINE_BYTES, MAX_LOG_LINES_PER_REQUEST};
 
 pub struct Log;
 
@@ -52,7 +52,7 @@ impl log::Host for Cx<'_, Log> {
             return;
         }
         let out = self.guest_log();
-        let message = out.clean(&truncate(&message, MAX_LOG_LINE_BYTES));
+        let message = out.clean(&message, MAX_LOG_LINE_BYTES);
         let component = &*out.component;
         let request_id = &*out.request_id;
         macro_rules! emit {

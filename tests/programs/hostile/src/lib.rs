@@ -54,6 +54,25 @@ impl Handler for Hostile {
                 println!("auth={}", req.header("authorization").unwrap_or(""));
                 Ok(Response::text("printed"))
             }
+            Some("print-pem") => {
+                // A multi-line secret (the app's `pem_key`), and secrets where a 4 KiB cut falls.
+                println!(
+                    "key:\n-----BEGIN TEST KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASC\nAT8wggE7AgEAAkEAq7BFUpkGp3+\n-----END TEST KEY-----"
+                );
+                let mut out = std::io::stdout().lock();
+                use std::io::Write as _;
+                let _ = out.write_all("w".repeat(4093).as_bytes());
+                let _ = out.write_all(b"s3cr3t");
+                let _ = out.flush();
+                let _ = out.write_all("v".repeat(4096).as_bytes());
+                let _ = out.write_all(b" end of the long line\n");
+                drop(out);
+                flagon_sdk::log::info(
+                    "pem: -----BEGIN TEST KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASC\nAT8wggE7AgEAAkEAq7BFUpkGp3+\n-----END TEST KEY-----\n",
+                );
+                flagon_sdk::log::info(&format!("{}s3cr3t", "y".repeat(4093)));
+                Ok(Response::text("printed"))
+            }
             Some("big") => Ok(Response::text("x".repeat(8 << 20))),
             Some("hop-by-hop") => Ok(Response::text("fine")
                 .with_header("connection", "close")
