@@ -402,8 +402,8 @@ mod tests {
 
     #[test]
     fn truncate_keeps_char_boundaries() {
-        assert_eq!(super::truncate("héllo", 10), "héllo");
-        let t = super::truncate("héllo", 2);
+        assert_eq!(truncate("héllo", 10), "héllo");
+        let t = truncate("héllo", 2);
         assert!(t.starts_with("h…"), "{t}");
     }
 }
