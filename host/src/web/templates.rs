@@ -87,6 +87,7 @@ impl UrlMap {
             let file = lookup("filename").ok_or("`url_for(\"static\")` needs `filename=`")?;
             out.push_str(prefix);
             for seg in file.split('/').filter(|s| !s.is_empty()) {
+                dot_segment_check(seg, "filename", name)?;
                 out.push('/');
                 out.extend(utf8_percent_encode(seg, SEGMENT));
             }
@@ -123,15 +124,24 @@ impl UrlMap {
                 let value = lookup(key)
                     .ok_or_else(|| format!("route `{name}` (`{pattern}`) needs `{key}=`"))?;
                 if catch_all {
-                    let segs: Vec<String> = value
-                        .split('/')
-                        .map(|s| utf8_percent_encode(s, SEGMENT).to_string())
-                        .collect();
+                    // `/` stays a separator here, so a leading one would make `//host`, a
+                    // link to another site.
+                    if value.starts_with('/') {
+                        return Err(format!(
+                            "`{key}` in `url_for(\"{name}\")` starts with `/`; pass the path without it"
+                        ));
+                    }
+                    let mut segs = Vec::new();
+                    for seg in value.split('/') {
+                        dot_segment_check(seg, key, name)?;
+                        segs.push(utf8_percent_encode(seg, SEGMENT).to_string());
+                    }
                     out.push_str(&segs.join("/"));
                 } else {
                     if value.is_empty() {
                         return Err(format!("`{key}` is empty in `url_for(\"{name}\")`"));
                     }
+                    dot_segment_check(value, key, name)?;
                     out.extend(utf8_percent_encode(value, SEGMENT));
                 }
                 rest = &rest[(close + 1).min(rest.len())..];
@@ -151,6 +161,17 @@ impl UrlMap {
         }
         Ok(out)
     }
+}
+
+/// `.` and `..` are left as they are by percent-encoding, and a browser resolves them: a
+/// parameter that is one would move the link to another path.
+fn dot_segment_check(segment: &str, key: &str, name: &str) -> Result<(), String> {
+    if segment == "." || segment == ".." {
+        return Err(format!(
+            "`{key}` in `url_for(\"{name}\")` has the path segment `{segment}`, which would change the link's path"
+        ));
+    }
+    Ok(())
 }
 
 fn form_urlencoded_pairs<'a>(pairs: impl Iterator<Item = &'a (String, String)>) -> String {
@@ -623,6 +644,38 @@ dir = "static"
         let (_d, t) = env_with(&[("l.html", "{{ url_for('user_file', id='1') }}")]);
         let e = render(&t, "l.html", "{}").unwrap_err();
         assert!(e.summary.contains("needs `path=`"), "{}", e.summary);
+    }
+
+    #[test]
+    fn url_for_refuses_dot_segments_and_other_sites() {
+        for (call, says) in [
+            (
+                "url_for('user_file', id='1', path='/evil.example')",
+                "starts with `/`",
+            ),
+            (
+                "url_for('user_file', id='1', path='//evil.example/x')",
+                "starts with `/`",
+            ),
+            ("url_for('user_file', id='..', path='x')", "`..`"),
+            ("url_for('user_file', id='.', path='x')", "`.`"),
+            ("url_for('user_file', id='1', path='a/../../admin')", "`..`"),
+            ("url_for('user_file', id='1', path='./x')", "`.`"),
+            ("url_for('static', filename='../flagon.toml')", "`..`"),
+        ] {
+            let (_d, t) = env_with(&[("l.html", &format!("{{{{ {call} }}}}"))]);
+            let e = render(&t, "l.html", "{}").unwrap_err();
+            assert!(e.summary.contains(says), "{call}: {}", e.summary);
+        }
+        // Dots inside a segment are ordinary characters.
+        let (_d, t) = env_with(&[(
+            "l.html",
+            "{{ url_for('user_file', id='v1.2', path='a/..b/c.') }}",
+        )]);
+        assert_eq!(
+            render(&t, "l.html", "{}").unwrap(),
+            "&#47;users&#47;v1.2&#47;files&#47;a&#47;..b&#47;c."
+        );
     }
 
     #[test]
