@@ -74,6 +74,10 @@ impl FlagonEngine {
             .max_wasm_stack(MAX_WASM_STACK)
             .async_stack_size(ASYNC_STACK)
             .memory_init_cow(true)
+            // A guest's stack is zeroed before the next guest gets the slot, so nothing one
+            // request left on it can be read by another (defence in depth: instances are
+            // fresh, but stacks are pooled).
+            .async_stack_zeroing(true)
             // Backtraces make trap logs useful to app authors; symbol details stay off so the
             // engine does not depend on the environment (WASMTIME_BACKTRACE_DETAILS).
             .wasm_backtrace_max_frames(std::num::NonZeroUsize::new(64))
@@ -176,20 +180,26 @@ fn cache_key(engine: &Engine, wasm: &[u8]) -> String {
 }
 
 fn deserialize_cached(engine: &Engine, path: &Path) -> Result<Component> {
-    check_cache_dir_private(path.parent().unwrap_or(path))?;
-    check_private(path, "cache entry")?;
-    // SAFETY: `deserialize_file` trusts the file to be a component this engine produced: its
-    // code is mapped and run. Flagon writes these files itself (atomically, in a directory it
-    // created with mode 0700) and refuses a directory others can write to, so only the
-    // account running Flagon can place a file here. wasmtime also checks the header against
-    // this engine's version and settings and rejects a mismatch.
+    let dir = path.parent().unwrap_or(path);
+    check_cache_dir_private(dir)?;
+    check_ancestors(dir)?;
+    // Opened without following symlinks, and checked on the open handle: nothing can swap the
+    // file between the check and the read.
+    let bytes = read_private(path)?;
+    // SAFETY: `deserialize` trusts the bytes to be a component this engine produced: its
+    // code is run. Flagon writes these files itself (atomically, in a directory it created
+    // with mode 0700), refuses a directory others can write to or that lies under one they
+    // could replace, and reads the file through a handle that it checked is a regular file of
+    // this account that no one else can write. wasmtime also checks the header against this
+    // engine's version and settings and rejects a mismatch.
     #[allow(unsafe_code)]
-    let component = unsafe { Component::deserialize_file(engine, path)? };
+    let component = unsafe { Component::deserialize(engine, &bytes)? };
     Ok(component)
 }
 
 fn store_cached(component: &Component, dir: &Path, path: &Path) -> Result<()> {
     create_private_dir(dir)?;
+    check_ancestors(dir)?;
     let bytes = component.serialize()?;
     let tmp = dir.join(format!(".{}.{}.tmp", std::process::id(), unique()));
     write_private(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
@@ -228,21 +238,99 @@ fn check_cache_dir_private(dir: &Path) -> Result<()> {
     check_private(dir, "cache directory")
 }
 
+/// The effective user of this process (`/proc/self` belongs to it), where that can be known.
+#[cfg(unix)]
+fn my_uid() -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map(|m| m.uid()).ok()
+}
+
+/// Every directory above the cache directory must be one that no other account could use to
+/// swap the cache out: owned by root or this account, and not writable by others unless it
+/// has the sticky bit (as `/tmp` does). Group-writable directories are allowed: on systems
+/// with a group per user that group is the user's own.
+#[cfg(unix)]
+fn check_ancestors(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let real =
+        std::fs::canonicalize(dir).with_context(|| format!("resolving {}", dir.display()))?;
+    let me = my_uid();
+    for above in real.ancestors().skip(1) {
+        let meta =
+            std::fs::metadata(above).with_context(|| format!("reading {}", above.display()))?;
+        let owner_ok = meta.uid() == 0 || me.is_none_or(|uid| uid == meta.uid());
+        let open_to_others = meta.mode() & 0o002 != 0 && meta.mode() & 0o1000 == 0;
+        if !owner_ok || open_to_others {
+            let why = if owner_ok {
+                "is writable by other users"
+            } else {
+                "belongs to another user"
+            };
+            anyhow::bail!(
+                "the cache directory {} lies under {}, which {why}, so another account could replace it; set `[server] cache_dir` (or FLAGON_CACHE_DIR) to a directory of your own",
+                dir.display(),
+                above.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_ancestors(_dir: &Path) -> Result<()> {
+    Ok(())
+}
+
+/// Read a cache entry: opened with `O_NOFOLLOW`, then checked on the open handle (a regular
+/// file of this account that group and others cannot write).
+#[cfg(unix)]
+fn read_private(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .with_context(|| format!("opening {} (a symbolic link is refused)", path.display()))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("reading {}", path.display()))?;
+    if !meta.is_file() {
+        anyhow::bail!("the cache entry {} is not a regular file", path.display());
+    }
+    check_meta(&meta, path, "cache entry")?;
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.read_to_end(&mut bytes)
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok(bytes)
+}
+
+#[cfg(not(unix))]
+fn read_private(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
 /// `path` must not be a symlink, must be owned by this process's user, and must not be
 /// writable by group or others.
 #[cfg(unix)]
 fn check_private(path: &Path, what: &str) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
     let meta =
         std::fs::symlink_metadata(path).with_context(|| format!("reading {}", path.display()))?;
-    // /proc/self belongs to the effective user of this process.
-    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
-    let shown = path.display();
     if meta.file_type().is_symlink() {
         anyhow::bail!(
-            "the {what} {shown} is a symbolic link; point `[server] cache_dir` at a real directory"
+            "the {what} {} is a symbolic link; point `[server] cache_dir` at a real directory",
+            path.display()
         );
     }
+    check_meta(&meta, path, what)
+}
+
+/// Owned by this process's user and not writable by group or others.
+#[cfg(unix)]
+fn check_meta(meta: &std::fs::Metadata, path: &Path, what: &str) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let me = my_uid();
+    let shown = path.display();
     if me.is_some_and(|uid| uid != meta.uid()) {
         anyhow::bail!(
             "the {what} {shown} belongs to another user; use a directory of your own (`[server] cache_dir` or FLAGON_CACHE_DIR)"
@@ -276,4 +364,63 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::write(path, bytes)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    /// The smallest component: the preamble alone.
+    const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\0\x01\0";
+
+    fn engine() -> FlagonEngine {
+        FlagonEngine::new(&EngineSettings {
+            max_instances: 1,
+            max_memory: 1 << 20,
+        })
+        .unwrap()
+    }
+
+    fn origin(engine: &FlagonEngine, dir: &Path) -> Origin {
+        load_component(&engine.engine, EMPTY_COMPONENT, Some(dir))
+            .unwrap()
+            .1
+    }
+
+    #[test]
+    fn the_cache_is_used_only_where_no_one_else_could_write() {
+        let engine = engine();
+        let root = tempfile::tempdir().unwrap();
+
+        let private = root.path().join("private");
+        assert_eq!(origin(&engine, &private), Origin::Compiled);
+        assert_eq!(origin(&engine, &private), Origin::Cache);
+
+        // Under a directory anyone may write to (and without the sticky bit), the cache
+        // directory could be swapped for another: it is not used.
+        let open = root.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let under_open = open.join("cache");
+        assert_eq!(origin(&engine, &under_open), Origin::Compiled);
+        assert_eq!(origin(&engine, &under_open), Origin::Compiled);
+        // With the sticky bit (as on /tmp) others cannot replace what is ours.
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        assert_eq!(origin(&engine, &under_open), Origin::Compiled);
+        assert_eq!(origin(&engine, &under_open), Origin::Cache);
+
+        // A cache entry replaced by a symbolic link is not followed.
+        let entry = std::fs::read_dir(&private)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "cwasm"))
+            .unwrap();
+        let elsewhere = root.path().join("elsewhere.cwasm");
+        std::fs::rename(&entry, &elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &entry).unwrap();
+        assert!(read_private(&entry).is_err());
+        assert_eq!(origin(&engine, &private), Origin::Compiled);
+    }
 }
