@@ -179,9 +179,15 @@ impl Reply {
 pub async fn send(addr: SocketAddr, req: Req) -> Reply {
     let stream = TcpStream::connect(addr).await.unwrap();
     let io = TokioIo::new(stream);
+    // HTTP/1 in origin-form (`GET /path`), as browsers send it; HTTP/2 needs the authority.
+    let uri = if req.http2 {
+        format!("http://{addr}{}", req.path)
+    } else {
+        req.path.clone()
+    };
     let mut builder = http::Request::builder()
         .method(req.method.as_str())
-        .uri(format!("http://{addr}{}", req.path));
+        .uri(uri);
     if !req.http2
         && !req
             .headers

@@ -150,6 +150,11 @@ grants = {{ variables = [], crypto = true, outbound = ["http://127.0.0.1:9"] }}
 path = "/plain/cookie-header"
 component = "plain"
 name = "plain-cookie-header"
+
+[[routes]]
+path = "/plain/client"
+component = "plain"
+name = "plain-client"
 "#,
         web = program(programs::WEB),
         hello = program(programs::HELLO),
@@ -771,6 +776,23 @@ async fn hosts_outside_the_allow_list_and_forwarded_headers() {
         .send(Req::new("GET", "/whoami").header("host", "evil.example"))
         .await;
     assert_eq!(r.status, 400);
+    // An absolute-form target names the host, whatever `Host` says (RFC 9112, 3.2.2).
+    let raw = |target: &str, host: &str| {
+        let addr = s.addr;
+        let request = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut reply = String::new();
+            stream.read_to_string(&mut reply).await.unwrap();
+            reply
+        }
+    };
+    let reply = raw("http://evil.example/whoami", "127.0.0.1").await;
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    let reply = raw("http://127.0.0.1/plain/client", "evil.example").await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
 
     // Forwarded headers are believed only from a trusted proxy: here the test client is one,
     // so the client address and scheme come from the headers.
@@ -780,6 +802,19 @@ async fn hosts_outside_the_allow_list_and_forwarded_headers() {
         LoadOptions::default(),
     )
     .await;
+    // The client is the first address from the right that is not a trusted proxy; an entry
+    // that is not an address ends the walk, so nothing left of it is believed.
+    for (xff, client) in [
+        ("203.0.113.7", "203.0.113.7"),
+        ("6.6.6.6, 203.0.113.7:4711", "203.0.113.7"),
+        ("6.6.6.6, unknown", "127.0.0.1"),
+        ("6.6.6.6, 203.0.113.7:bad", "127.0.0.1"),
+    ] {
+        let r = s
+            .send(Req::new("GET", "/plain/client").header("x-forwarded-for", xff))
+            .await;
+        assert_eq!(r.text(), format!("{client}:0"), "{xff}");
+    }
     let r = s.get("/token").await;
     assert_eq!(
         r.header("strict-transport-security"),

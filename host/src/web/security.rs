@@ -70,25 +70,42 @@ impl HostPolicy {
         let from_proxy = !self.trusted_proxies.is_empty() && self.trusted(remote.ip());
         let mut client = remote;
         let mut scheme = "http";
-        let mut host_header = headers
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .or_else(|| uri.authority().map(|a| a.as_str()));
+        // An absolute-form request target (`GET http://host/ HTTP/1.1`) or HTTP/2's
+        // `:authority` names the host; `Host` is then ignored (RFC 9112, section 3.2.2).
+        let mut host_header = uri
+            .authority()
+            .map(|a| a.as_str())
+            .or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()));
         if from_proxy {
-            // X-Forwarded-For lists hops left to right; the rightmost address that is not one
-            // of our proxies is the client (anything left of it could be forged by the client).
-            let hops: Vec<IpAddr> = headers
+            // X-Forwarded-For lists hops left to right; walking from the right, the first
+            // address that is not one of our proxies is the client, and anything left of it
+            // could be forged by the client. An entry that is not an address (`unknown`,
+            // garbage) ends the walk: what lies left of it cannot be trusted either, so the
+            // client is the last proxy we know of.
+            let values: Vec<&str> = headers
                 .get_all("x-forwarded-for")
                 .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+                // A value that is not text is an entry that does not parse.
+                .map(|v| v.to_str().unwrap_or("?"))
                 .collect();
-            if let Some(ip) = hops.iter().rev().find(|ip| !self.trusted(**ip)) {
-                client = SocketAddr::new(*ip, 0);
-            } else if let Some(ip) = hops.first() {
-                client = SocketAddr::new(*ip, 0);
+            let mut hops = values
+                .iter()
+                .rev()
+                .flat_map(|v| v.rsplit(','))
+                .map(|entry| forwarded_ip(entry.trim()));
+            let mut nearest = remote.ip();
+            loop {
+                match hops.next() {
+                    Some(Some(ip)) if self.trusted(ip) => nearest = ip,
+                    Some(Some(ip)) => {
+                        nearest = ip;
+                        break;
+                    }
+                    // Not an address: stop at the proxy that sent it.
+                    Some(None) | None => break,
+                }
             }
+            client = SocketAddr::new(nearest, 0);
             if last_value(headers, "x-forwarded-proto")
                 .is_some_and(|p| p.eq_ignore_ascii_case("https"))
             {
@@ -128,6 +145,15 @@ impl HostPolicy {
             port,
         })
     }
+}
+
+/// The address in one `X-Forwarded-For` entry: an IP address, or one with a port
+/// (`203.0.113.7:4711`, `[2001:db8::1]:4711`) as some proxies write it.
+fn forwarded_ip(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|a| a.ip()))
 }
 
 /// The last comma-separated element of the last header named `name` (the hop nearest us).
@@ -506,6 +532,49 @@ mod tests {
         assert_eq!(direct.client.ip().to_string(), "192.0.2.1");
         assert_eq!(direct.scheme, "http");
         assert_eq!(direct.host.as_deref(), Some("internal"));
+    }
+
+    #[test]
+    fn forwarded_for_entries_that_are_not_addresses_end_the_chain() {
+        let p = policy(&[], &["127.0.0.1", "10.0.0.0/8"]);
+        let uri = http::Uri::from_static("/");
+        let client = |xff: &[&str]| {
+            let pairs: Vec<(&str, &str)> = xff.iter().map(|v| ("x-forwarded-for", *v)).collect();
+            let h = headers(&pairs);
+            let peer = p.peer("127.0.0.1:4000".parse().unwrap(), &uri, &h).unwrap();
+            peer.client.ip().to_string()
+        };
+        // A forged left-hand entry never becomes the client when an entry to its right does
+        // not parse: the walk stops at the proxy that wrote the unparseable entry.
+        assert_eq!(client(&["6.6.6.6, 203.0.113.9:4711"]), "203.0.113.9");
+        assert_eq!(client(&["6.6.6.6, garbage, 10.0.0.2"]), "10.0.0.2");
+        assert_eq!(client(&["6.6.6.6, unknown"]), "127.0.0.1");
+        assert_eq!(client(&["6.6.6.6", "garbage"]), "127.0.0.1");
+        assert_eq!(client(&["6.6.6.6, [2001:db8::1]:80"]), "2001:db8::1");
+        // Several headers are one list, in order.
+        assert_eq!(
+            client(&["6.6.6.6", "203.0.113.9", "10.0.0.2"]),
+            "203.0.113.9"
+        );
+        // Only proxies: the nearest to the client.
+        assert_eq!(client(&["10.0.0.3, 10.0.0.2"]), "10.0.0.3");
+    }
+
+    #[test]
+    fn the_request_target_names_the_host_before_host() {
+        let p = policy(&["example.com"], &[]);
+        let h = headers(&[("host", "example.com")]);
+        let absolute = http::Uri::from_static("http://evil.example/x");
+        assert!(
+            p.peer("192.0.2.1:1".parse().unwrap(), &absolute, &h)
+                .is_err()
+        );
+        let absolute = http::Uri::from_static("http://example.com/x");
+        let h = headers(&[("host", "evil.example")]);
+        let peer = p
+            .peer("192.0.2.1:1".parse().unwrap(), &absolute, &h)
+            .unwrap();
+        assert_eq!(peer.host.as_deref(), Some("example.com"));
     }
 
     #[test]

@@ -64,6 +64,8 @@ impl Handler for Hello {
                 Ok(Response::text(format!("{} x{}", g.name, g.times)))
             }
             // The raw `Cookie` header as this component sees it.
+            // The client address the host worked out.
+            Some("plain-client") => Ok(Response::text(req.client())),
             Some("plain-cookie-header") => Ok(Response::text(req.header("cookie").unwrap_or("-"))),
             Some("inspect") => Ok(Response::text(format!(
                 "method={} path={} query={} client-set={} id-set={} ua={} body-len={}",
