@@ -365,7 +365,7 @@ async fn sessions_flashes_csrf_and_logout() {
     for flag in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/", "Max-Age="] {
         assert!(c.contains(flag), "{flag} missing: {c}");
     }
-    assert!(c.starts_with("__Host-session=v1."), "{c}");
+    assert!(c.starts_with("__Host-session=v2."), "{c}");
     assert!(!c.contains("Domain"), "{c}");
 
     let cookie = log_in(&s, "ada").await;
@@ -394,7 +394,7 @@ async fn sessions_flashes_csrf_and_logout() {
     for bad in [
         format!("{name}={}", String::from_utf8(bytes).unwrap()),
         format!("{name}={}", &value[..value.len() / 2]),
-        format!("{name}=v1.garbage"),
+        format!("{name}=v2.garbage"),
         format!("session={value}"),
     ] {
         let r = s
@@ -518,6 +518,27 @@ async fn key_rotation_reads_old_cookies_and_writes_new_ones() {
         .send(Req::new("GET", "/whoami").header("cookie", &cookie))
         .await;
     assert_eq!(r.text(), "anonymous");
+}
+
+/// Two apps that share a session key and a cookie name (say, on one domain behind one proxy)
+/// do not accept each other's cookies: the app's name is bound into every cookie.
+#[tokio::test]
+async fn a_session_cookie_is_only_for_the_app_that_wrote_it() {
+    let s = start().await;
+    let cookie = log_in(&s, "ada").await;
+    let other = TestManifest::with_files(
+        &web_manifest("", "").replace("name = \"webtest\"", "name = \"othertest\""),
+        &web_files(),
+    );
+    let other = TestServer::serve(other, LoadOptions::default()).await;
+    let r = other
+        .send(Req::new("GET", "/whoami").header("cookie", &cookie))
+        .await;
+    assert_eq!(r.text(), "anonymous");
+    let r = s
+        .send(Req::new("GET", "/whoami").header("cookie", &cookie))
+        .await;
+    assert_eq!(r.text(), "ada");
 }
 
 #[tokio::test]

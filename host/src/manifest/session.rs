@@ -24,6 +24,9 @@ pub struct SessionSection {
     pub cookie_name: String,
     /// How long a session lasts after its last change. Example: `max_age = "14d"`
     pub max_age: HumanDuration,
+    /// How long a session lasts from its start (login), however active it is; at least
+    /// `max_age`. Example: `absolute_max_age = "7d"`
+    pub absolute_max_age: HumanDuration,
     /// `SameSite` attribute: `"lax"` (default) or `"strict"`. Example: `same_site = "strict"`
     pub same_site: SameSiteSetting,
     /// Largest cookie (name and value); storing more is refused with an error to the guest.
@@ -38,6 +41,7 @@ impl Default for SessionSection {
             fallback_secrets: Vec::new(),
             cookie_name: "session".into(),
             max_age: HumanDuration(Duration::from_secs(14 * 24 * 3600)),
+            absolute_max_age: HumanDuration(Duration::from_secs(30 * 24 * 3600)),
             same_site: SameSiteSetting::Lax,
             max_size: Size(4000),
         }
@@ -108,6 +112,17 @@ impl Manifest {
                 "session.max_age",
                 format!("`{}` is outside 1m..400d", session.max_age),
                 "set e.g. `max_age = \"14d\"` (browsers cap cookies at 400 days)",
+            ));
+        }
+        let absolute = session.absolute_max_age.0;
+        if absolute < max_age || absolute > Duration::from_secs(400 * 24 * 3600) {
+            return Err(self.invalid(
+                "session.absolute_max_age",
+                format!(
+                    "`{}` is outside `max_age` ({})..400d",
+                    session.absolute_max_age, session.max_age
+                ),
+                "set e.g. `absolute_max_age = \"30d\"`, at least as long as `max_age`",
             ));
         }
         if !(256..=4096).contains(&session.max_size.0) {

@@ -129,6 +129,8 @@ fn session_setup(
         cookie_name: s.cookie_name.clone(),
         secure: !dev,
         max_age: s.max_age.0,
+        absolute_max_age: s.absolute_max_age.0,
+        audience: manifest.app.name.clone(),
         same_site: match s.same_site {
             SameSiteSetting::Lax => SameSite::Lax,
             SameSiteSetting::Strict => SameSite::Strict,

@@ -8,11 +8,14 @@
 //! the guest changed something. [`Session::accessed`] tells the host to add `Vary: Cookie` so
 //! shared caches never serve one visitor's page to another.
 //!
-//! Cookie value: `v1.` + base64url-nopad(nonce(12) || ciphertext || tag(16)). The AEAD's
-//! associated data is the full cookie name, so a value cannot be replayed under another name.
-//! The plaintext is compact JSON `{"values":{..},"flashes":[[c,m],..],"csrf":"..","iat":secs}`;
-//! `iat` is when the cookie was written, and the cookie expires `max_age` after that (every
-//! write renews it).
+//! Cookie value: `v2.` + base64url-nopad(nonce(12) || ciphertext || tag(16)). The AEAD's
+//! associated data is the full cookie name and the app's name (its audience), so a value
+//! cannot be replayed under another name, nor in another app that shares the key and the
+//! cookie name. The plaintext is compact JSON
+//! `{"values":{..},"flashes":[[c,m],..],"csrf":"..","iat":secs,"ct":secs}`; `iat` is when the
+//! cookie was written, and the cookie expires `max_age` after that (every write renews it);
+//! `ct` is when the session began (its first write, or the last `rotate`), and it ends
+//! `absolute_max_age` after that however active it is.
 //!
 //! Key rotation: [`SessionKeys`] has one primary key that encrypts and any number of fallbacks
 //! that only decrypt, so a retired secret keeps old cookies valid until they are next written
@@ -42,6 +45,9 @@ pub const MIN_SECRET_LEN: usize = 32;
 pub const DEFAULT_MAX_SIZE: usize = 4000;
 /// Default lifetime from the last write.
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(14 * 24 * 60 * 60);
+/// The longest a session lives from its start, however active: 30 days (longer than the idle
+/// lifetime, as Flask's permanent sessions).
+pub const DEFAULT_ABSOLUTE_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 /// Browsers cap `Max-Age` at 400 days (RFC 6265bis), so a longer setting would silently lie.
 const MAX_MAX_AGE: Duration = Duration::from_secs(400 * 24 * 60 * 60);
 /// Smallest `max_size` accepted: an empty session with a CSRF secret must always fit.
@@ -53,7 +59,7 @@ const MAX_MAX_SIZE: usize = 4096;
 /// a future format derives unrelated keys from the same secrets.
 const KDF_LABEL: &[u8] = b"flagon session v1";
 /// Marks the format of the cookie value, so a later format can be told apart.
-const VALUE_PREFIX: &str = "v1.";
+const VALUE_PREFIX: &str = "v2.";
 const TAG_LEN: usize = 16;
 /// Longer cookie values are ignored without decoding: we never write one, and decrypting it
 /// under every key would be work an attacker chooses.
@@ -107,6 +113,12 @@ pub struct SessionConfig {
     pub secure: bool,
     /// Lifetime from the last write (rolling).
     pub max_age: Duration,
+    /// Lifetime from the session's start (its first write, or the last `rotate`), however
+    /// often it is written.
+    pub absolute_max_age: Duration,
+    /// Who the cookie is for: the app's name. Bound into the AEAD, so an app never accepts
+    /// another app's cookie even when both share a key and a cookie name.
+    pub audience: String,
     pub same_site: SameSite,
     /// Largest `name=value` a `Set-Cookie` may carry.
     pub max_size: usize,
@@ -118,6 +130,8 @@ impl Default for SessionConfig {
             cookie_name: "session".to_owned(),
             secure: true,
             max_age: DEFAULT_MAX_AGE,
+            absolute_max_age: DEFAULT_ABSOLUTE_MAX_AGE,
+            audience: String::new(),
             same_site: SameSite::Lax,
             max_size: DEFAULT_MAX_SIZE,
         }
@@ -160,6 +174,12 @@ impl SessionConfig {
             return Err(SessionError::Config {
                 key: "max_age",
                 message: "must be between 1 second and 400 days (the browsers' cap)".to_owned(),
+            });
+        }
+        if self.absolute_max_age < self.max_age || self.absolute_max_age > MAX_MAX_AGE {
+            return Err(SessionError::Config {
+                key: "absolute_max_age",
+                message: "must be at least `max_age` and at most 400 days".to_owned(),
             });
         }
         if !(MIN_MAX_SIZE..=MAX_MAX_SIZE).contains(&self.max_size) {
@@ -266,6 +286,7 @@ struct PlainRef<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     csrf: Option<String>,
     iat: u64,
+    ct: u64,
 }
 
 #[derive(Deserialize)]
@@ -277,6 +298,7 @@ struct Plain {
     #[serde(default)]
     csrf: Option<String>,
     iat: u64,
+    ct: u64,
 }
 
 /// What a valid cookie holds, checked and decoded.
@@ -284,6 +306,7 @@ struct Contents {
     values: BTreeMap<String, String>,
     flashes: Vec<(String, String)>,
     csrf: Option<[u8; CSRF_LEN]>,
+    created: u64,
 }
 
 /// Length of `name=v1.<base64>` for a plaintext of `plain_len` bytes, computed without
@@ -298,6 +321,8 @@ pub struct Session {
     values: BTreeMap<String, String>,
     flashes: Vec<(String, String)>,
     csrf: Option<[u8; CSRF_LEN]>,
+    /// When the session began (`ct`); `None` until its first write, and again after `rotate`.
+    created: Option<u64>,
     /// From the config at load, so `set` and `flash` can refuse oversize writes up front.
     max_size: usize,
     name_len: usize,
@@ -336,6 +361,7 @@ impl Session {
             values: BTreeMap::new(),
             flashes: Vec::new(),
             csrf: None,
+            created: None,
             max_size: cfg.max_size,
             name_len,
             accessed: false,
@@ -368,10 +394,11 @@ impl Session {
                     return session;
                 }
                 tried += 1;
-                if let Some(contents) = open(keys, &name, cookie.value(), now, cfg.max_age) {
+                if let Some(contents) = open(keys, &name, cookie.value(), now, cfg) {
                     session.values = contents.values;
                     session.flashes = contents.flashes;
                     session.csrf = contents.csrf;
+                    session.created = Some(contents.created);
                     return session;
                 }
             }
@@ -414,6 +441,7 @@ impl Session {
         self.values.clear();
         self.flashes.clear();
         self.csrf = None;
+        self.created = None;
         self.modified = true;
     }
 
@@ -425,6 +453,8 @@ impl Session {
         let mut secret = [0u8; CSRF_LEN];
         fill_random(&mut secret);
         self.csrf = Some(secret);
+        // A new privilege level is a new session: its absolute lifetime starts again.
+        self.created = None;
         self.modified = true;
     }
 
@@ -522,10 +552,17 @@ impl Session {
         let (value, max_age) = if self.is_empty() {
             (String::new(), cookie::time::Duration::ZERO)
         } else {
-            let plain = self.plaintext(unix_secs(now), false)?;
-            let secs = i64::try_from(cfg.max_age.as_secs()).unwrap_or(i64::MAX);
+            let now = unix_secs(now);
+            let created = self.created.unwrap_or(now);
+            // The browser keeps it no longer than either lifetime allows.
+            let left = created
+                .saturating_add(cfg.absolute_max_age.as_secs())
+                .saturating_sub(now)
+                .min(cfg.max_age.as_secs());
+            let plain = self.plaintext(now, created, false)?;
+            let secs = i64::try_from(left).unwrap_or(i64::MAX);
             (
-                seal(&keys.primary, &name, plain)?,
+                seal(&keys.primary, &aad(&name, cfg), plain)?,
                 cookie::time::Duration::seconds(secs),
             )
         };
@@ -552,7 +589,7 @@ impl Session {
     /// cookie that was accepted over the limit.
     fn check_size(&self) -> Result<(), SessionError> {
         let plain_len = self
-            .plaintext(IAT_FOR_SIZING, true)
+            .plaintext(IAT_FOR_SIZING, IAT_FOR_SIZING, true)
             .map_or(usize::MAX, |p| p.len());
         let size = cookie_size(self.name_len, plain_len);
         if size > self.max_size {
@@ -564,7 +601,7 @@ impl Session {
         Ok(())
     }
 
-    fn plaintext(&self, iat: u64, reserve_csrf: bool) -> Option<Vec<u8>> {
+    fn plaintext(&self, iat: u64, ct: u64, reserve_csrf: bool) -> Option<Vec<u8>> {
         let csrf = match self.csrf {
             Some(secret) => Some(secret),
             None if reserve_csrf => Some([0u8; CSRF_LEN]),
@@ -575,12 +612,22 @@ impl Session {
             flashes: &self.flashes,
             csrf: csrf.map(|c| URL_SAFE_NO_PAD.encode(c)),
             iat,
+            ct,
         })
         .ok()
     }
 }
 
-fn seal(key: &LessSafeKey, name: &str, plain: Vec<u8>) -> Option<String> {
+/// The AEAD's associated data: the cookie's full name and the app it is for.
+fn aad(name: &str, cfg: &SessionConfig) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(name.len() + 1 + cfg.audience.len());
+    aad.extend_from_slice(name.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(cfg.audience.as_bytes());
+    aad
+}
+
+fn seal(key: &LessSafeKey, aad: &[u8], plain: Vec<u8>) -> Option<String> {
     let mut nonce = [0u8; NONCE_LEN];
     fill_random(&mut nonce);
     let mut sealed = Vec::with_capacity(NONCE_LEN + plain.len() + TAG_LEN);
@@ -588,7 +635,7 @@ fn seal(key: &LessSafeKey, name: &str, plain: Vec<u8>) -> Option<String> {
     let mut body = plain;
     key.seal_in_place_append_tag(
         Nonce::assume_unique_for_key(nonce),
-        Aad::from(name.as_bytes()),
+        Aad::from(aad),
         &mut body,
     )
     .ok()?;
@@ -597,14 +644,15 @@ fn seal(key: &LessSafeKey, name: &str, plain: Vec<u8>) -> Option<String> {
 }
 
 /// Decrypt and check one candidate cookie value; `None` for anything not a live session we
-/// wrote under this name.
+/// wrote under this name for this app.
 fn open(
     keys: &SessionKeys,
     name: &str,
     value: &str,
     now: u64,
-    max_age: Duration,
+    cfg: &SessionConfig,
 ) -> Option<Contents> {
+    let aad = aad(name, cfg);
     if value.len() > MAX_COOKIE_VALUE {
         return None;
     }
@@ -621,15 +669,20 @@ fn open(
         let plain = key
             .open_in_place(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(name.as_bytes()),
+                Aad::from(aad.as_slice()),
                 &mut buf,
             )
             .ok()?;
         Some(plain.to_vec())
     })?;
     let plain: Plain = serde_json::from_slice(&plain).ok()?;
-    let expires = plain.iat.checked_add(max_age.as_secs())?;
-    if now > expires || plain.iat > now.saturating_add(MAX_CLOCK_SKEW) {
+    let expires = plain.iat.checked_add(cfg.max_age.as_secs())?;
+    let ends = plain.ct.checked_add(cfg.absolute_max_age.as_secs())?;
+    if now > expires
+        || now > ends
+        || plain.iat > now.saturating_add(MAX_CLOCK_SKEW)
+        || plain.ct > plain.iat
+    {
         return None;
     }
     // A secret of the wrong length means the cookie is not one we wrote.
@@ -644,6 +697,7 @@ fn open(
         values: plain.values,
         flashes: plain.flashes,
         csrf,
+        created: plain.ct,
     })
 }
 
@@ -775,7 +829,7 @@ mod tests {
         let (keys, cfg) = (keys(), cfg());
         let header = written(&keys, &cfg, now());
         let value = value_of(&header);
-        let b64 = value.strip_prefix("v1.").unwrap();
+        let b64 = value.strip_prefix("v2.").unwrap();
         let sealed = URL_SAFE_NO_PAD.decode(b64).unwrap();
         assert!(sealed.len() > NONCE_LEN + TAG_LEN);
         assert_eq!(
@@ -790,7 +844,7 @@ mod tests {
     fn secure_flags() {
         let (keys, cfg) = (keys(), cfg());
         let header = written(&keys, &cfg, now());
-        assert!(header.starts_with("__Host-session=v1."), "{header}");
+        assert!(header.starts_with("__Host-session=v2."), "{header}");
         let attrs: Vec<&str> = header.split("; ").skip(1).collect();
         for want in [
             "HttpOnly",
@@ -815,7 +869,7 @@ mod tests {
         };
         assert_eq!(cfg.cookie_name(), "session");
         let header = written(&keys, &cfg, now());
-        assert!(header.starts_with("session=v1."), "{header}");
+        assert!(header.starts_with("session=v2."), "{header}");
         let attrs: Vec<&str> = header.split("; ").skip(1).collect();
         for want in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=600"] {
             assert!(attrs.contains(&want), "{want} missing from {header}");
@@ -830,13 +884,13 @@ mod tests {
         let (keys, cfg) = (keys(), cfg());
         let header = written(&keys, &cfg, now());
         let sealed = URL_SAFE_NO_PAD
-            .decode(value_of(&header).strip_prefix("v1.").unwrap())
+            .decode(value_of(&header).strip_prefix("v2.").unwrap())
             .unwrap();
         for i in 0..sealed.len() {
             for flip in [0x01, 0x80] {
                 let mut bad = sealed.clone();
                 bad[i] ^= flip;
-                let cookie = format!("__Host-session=v1.{}", URL_SAFE_NO_PAD.encode(&bad));
+                let cookie = format!("__Host-session=v2.{}", URL_SAFE_NO_PAD.encode(&bad));
                 let s = load_with(&keys, &cfg, &cookie, now());
                 assert!(is_empty_and_untouched(s), "byte {i} flipped by {flip:#x}");
             }
@@ -865,17 +919,17 @@ mod tests {
         }
         for bad in [
             "__Host-session=",
-            "__Host-session=v1.",
-            "__Host-session=v1.!!!!",
+            "__Host-session=v2.",
+            "__Host-session=v2.!!!!",
             "__Host-session=v2.AAAA",
-            "__Host-session=v1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "__Host-session=v2.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
         ] {
             assert!(
                 is_empty_and_untouched(load_with(&keys, &cfg, bad, now())),
                 "{bad}"
             );
         }
-        let huge = format!("__Host-session=v1.{}", "A".repeat(MAX_COOKIE_VALUE));
+        let huge = format!("__Host-session=v2.{}", "A".repeat(MAX_COOKIE_VALUE));
         assert!(is_empty_and_untouched(load_with(&keys, &cfg, &huge, now())));
         // Non-UTF-8 bytes elsewhere in the header do not hide a valid cookie.
         let mut raw = b"other=\xff\xfe; ".to_vec();
@@ -891,10 +945,13 @@ mod tests {
         for plain in [
             &b"not json"[..],
             br#"{"values":{}}"#,
-            br#"{"values":{"a":1},"iat":1700000000}"#,
+            br#"{"values":{"a":1},"iat":1700000000,"ct":1700000000}"#,
+            // Without the session's start, or one after the write.
+            br#"{"values":{"a":"b"},"iat":1700000000}"#,
+            br#"{"values":{"a":"b"},"iat":1700000000,"ct":1700000001}"#,
             br#"{"values":{},"csrf":"AAAA","iat":1700000000}"#,
         ] {
-            let value = seal(&keys.primary, &name, plain.to_vec()).unwrap();
+            let value = seal(&keys.primary, &aad(&name, &cfg), plain.to_vec()).unwrap();
             let s = load_with(&keys, &cfg, &format!("{name}={value}"), now());
             assert!(
                 is_empty_and_untouched(s),
@@ -906,11 +963,67 @@ mod tests {
         // for their content alone.
         let value = seal(
             &keys.primary,
-            &name,
-            br#"{"values":{"a":"b"},"iat":1700000000}"#.to_vec(),
+            &aad(&name, &cfg),
+            br#"{"values":{"a":"b"},"iat":1700000000,"ct":1700000000}"#.to_vec(),
         );
         let mut s = load_with(&keys, &cfg, &format!("{name}={}", value.unwrap()), now());
         assert_eq!(s.get("a").as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn a_cookie_is_only_for_the_app_it_was_written_for() {
+        let keys = keys();
+        let ours = SessionConfig {
+            audience: "shop".into(),
+            ..cfg()
+        };
+        let theirs = SessionConfig {
+            audience: "admin".into(),
+            ..cfg()
+        };
+        let header = pair(&written(&keys, &ours, now()));
+        let mut s = load_with(&keys, &ours, &header, now());
+        assert_eq!(s.get("user").as_deref(), Some("alice"));
+        // Same key, same cookie name, another app: not a session there.
+        let s = load_with(&keys, &theirs, &header, now());
+        assert!(is_empty_and_untouched(s));
+    }
+
+    #[test]
+    fn sessions_end_at_their_absolute_lifetime_however_active() {
+        let keys = keys();
+        let cfg = SessionConfig {
+            max_age: Duration::from_secs(600),
+            absolute_max_age: Duration::from_secs(3600),
+            ..cfg()
+        };
+        let start = now();
+        let mut header = pair(&written(&keys, &cfg, start));
+        // Written every 5 minutes, the idle lifetime never runs out...
+        let mut t = start;
+        while t + Duration::from_secs(300) <= start + cfg.absolute_max_age {
+            t += Duration::from_secs(300);
+            let mut s = load_with(&keys, &cfg, &header, t);
+            assert_eq!(s.get("user").as_deref(), Some("alice"), "at {t:?}");
+            s.set("seen", &format!("{t:?}")).unwrap();
+            let cookie = s.set_cookie(&keys, &cfg, t).unwrap();
+            // ... and the browser is told to keep it only until the absolute end.
+            let left = (start + cfg.absolute_max_age).duration_since(t).unwrap();
+            let expect = left.min(cfg.max_age).as_secs();
+            assert!(cookie.contains(&format!("Max-Age={expect}")), "{cookie}");
+            header = pair(&cookie);
+        }
+        // ... but an hour after it began, the session is over.
+        let after = start + cfg.absolute_max_age + Duration::from_secs(1);
+        assert!(is_empty_and_untouched(load_with(
+            &keys, &cfg, &header, after
+        )));
+        // Rotating (at login) starts a new session with a new absolute lifetime.
+        let mut s = load_with(&keys, &cfg, &header, t);
+        s.rotate();
+        let rotated = pair(&s.set_cookie(&keys, &cfg, t).unwrap());
+        let mut s = load_with(&keys, &cfg, &rotated, after);
+        assert_eq!(s.get("user").as_deref(), Some("alice"));
     }
 
     #[test]
