@@ -91,6 +91,15 @@ impl Capability for Kv {
     fn prepare(_: &Self::Component) {}
 }
 
+/// The default Redis key prefix of store `store` of app `app`: `flagon:<app>:<store>:`, with
+/// `%` and `:` in the app's name percent-encoded, so that no two (app, store) pairs share a
+/// prefix (`a:b` + `c` and `a` + `b` would otherwise both start `flagon:a:b:`). Store names
+/// are ids, which have no `:`.
+fn redis_prefix(app: &str, store: &str) -> String {
+    let app = app.replace('%', "%25").replace(':', "%3A");
+    format!("flagon:{app}:{store}:")
+}
+
 impl Cx<'_, Kv> {
     /// The store `name`, if this component was granted it.
     fn store(&self, name: &str) -> Result<Arc<KvStore>, String> {
@@ -142,5 +151,20 @@ impl kv::Host for Cx<'_, Kv> {
     async fn list_keys(&mut self, store: String, prefix: String) -> Result<Vec<String>, String> {
         let s = self.store(&store)?;
         s.list_keys(&prefix).await.map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redis_prefix;
+
+    #[test]
+    fn redis_prefixes_of_different_apps_and_stores_never_nest() {
+        assert_eq!(redis_prefix("todo", "cache"), "flagon:todo:cache:");
+        let a = redis_prefix("a:b", "c");
+        let b = redis_prefix("a", "b");
+        assert!(!a.starts_with(&b) && !b.starts_with(&a), "{a} {b}");
+        assert_eq!(redis_prefix("50%:x", "s"), "flagon:50%25%3Ax:s:");
+        assert_ne!(redis_prefix("a%3Ab", "c"), redis_prefix("a:b", "c"));
     }
 }
