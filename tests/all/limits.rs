@@ -178,3 +178,28 @@ async fn read_head(stream: &mut TcpStream) -> String {
     }
     String::from_utf8_lossy(&buf).into_owned()
 }
+
+/// A client that asks for a big response and never reads it is disconnected once a write has
+/// waited `write_timeout`, and its connection slot goes to the next client.
+#[tokio::test]
+async fn clients_that_stop_reading_lose_their_connection() {
+    let s = TestServer::start(&app_manifest("write_timeout = \"1s\"\nmax_connections = 1")).await;
+    // A small receive buffer, so the 8 MiB response cannot all sit in kernel buffers.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(s.addr).await.unwrap();
+    stalled
+        .write_all(b"GET /h/big HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // The only slot is taken; the next client is served once the stalled one is cut off.
+    let next = tokio::time::timeout(Duration::from_secs(20), s.get("/h/ok"))
+        .await
+        .expect("the stalled client's slot was freed");
+    assert_eq!(next.status, 200);
+    // What the stalled client gets is a response cut short, then the end of the connection.
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), stalled.read_to_end(&mut got)).await;
+    assert!(read.is_ok(), "the connection was closed");
+    assert!(got.len() < 8 << 20, "{} bytes", got.len());
+}

@@ -7,6 +7,7 @@ pub mod forms;
 pub mod request_id;
 pub mod router;
 pub mod server;
+pub mod write_timeout;
 
 use bytes::Bytes;
 use http_body_util::Full;

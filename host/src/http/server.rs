@@ -16,6 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use super::Body;
+use super::write_timeout::WriteTimeout;
 use crate::manifest::ServerSection;
 use crate::text::log_safe;
 
@@ -83,6 +84,7 @@ impl<S: Service> Server<S> {
         let mut tasks = tokio::task::JoinSet::new();
         let connections = Arc::new(Semaphore::new(settings.max_connections));
         let sniff_timeout = settings.header_read_timeout.0;
+        let write_timeout = settings.write_timeout.0;
 
         tokio::pin!(shutdown);
         loop {
@@ -117,6 +119,7 @@ impl<S: Service> Server<S> {
                     let app = app.clone();
                     async move { Ok::<_, Infallible>(app.call(req, peer).await) }
                 });
+                let stream = WriteTimeout::new(stream, write_timeout);
                 let conn = builder.serve_connection(TokioIo::new(stream), service);
                 if let Err(e) = watcher.watch(conn.into_owned()).await {
                     tracing::debug!(client = %peer, "connection ended: {}", log_safe(&e.to_string()));

@@ -35,6 +35,10 @@ pub struct ServerSection {
     /// Component instances alive at once, across all components (the pooling allocator's
     /// size); requests past it get 503. Example: `max_instances = 1000`
     pub max_instances: u32,
+    /// How long a write to the client may wait for it to read; a client that stops reading
+    /// (or reads slower than this allows for one write) is disconnected, freeing its slot.
+    /// Example: `write_timeout = "30s"`
+    pub write_timeout: HumanDuration,
     /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
     /// Example: `shutdown_grace = "30s"`
     pub shutdown_grace: HumanDuration,
@@ -69,6 +73,7 @@ impl Default for ServerSection {
             max_connections: 4096,
             max_instances: 1000,
             shutdown_grace: HumanDuration(Duration::from_secs(30)),
+            write_timeout: HumanDuration(Duration::from_secs(30)),
             cache_dir: None,
             allowed_hosts: Vec::new(),
             trusted_proxies: Vec::new(),
@@ -112,6 +117,7 @@ impl Manifest {
             ("server.header_read_timeout", s.header_read_timeout, HOUR),
             ("server.body_read_timeout", s.body_read_timeout, HOUR),
             ("server.shutdown_grace", s.shutdown_grace, HOUR),
+            ("server.write_timeout", s.write_timeout, HOUR),
         ] {
             if value.0.is_zero() || value.0 > max {
                 return Err(self.invalid(

@@ -55,23 +55,24 @@ impl Capability for Kv {
                     .unwrap_or(KvLimits::default().max_value_bytes),
                 ..KvLimits::default()
             };
-            let config =
-                match section.backend {
-                    KvBackendKind::Embedded => KvBackendConfig::Embedded {
-                        dir: manifest
-                            .resolve(section.path.as_deref().unwrap_or("data/kv".as_ref())),
-                    },
-                    KvBackendKind::Redis => {
-                        // The manifest checked that `url` names a declared variable.
-                        let var = section.url.as_deref().unwrap_or_default();
-                        KvBackendConfig::Redis {
-                            url: app.variables[var].value.clone(),
-                            prefix: Some(section.prefix.clone().unwrap_or_else(|| {
-                                format!("flagon:{}:{name}:", manifest.app.name)
-                            })),
-                        }
+            let config = match section.backend {
+                KvBackendKind::Embedded => KvBackendConfig::Embedded {
+                    dir: manifest.resolve(section.path.as_deref().unwrap_or("data/kv".as_ref())),
+                },
+                KvBackendKind::Redis => {
+                    // The manifest checked that `url` names a declared variable.
+                    let var = section.url.as_deref().unwrap_or_default();
+                    KvBackendConfig::Redis {
+                        url: app.variables[var].value.clone(),
+                        prefix: Some(
+                            section
+                                .prefix
+                                .clone()
+                                .unwrap_or_else(|| redis_prefix(&manifest.app.name, name)),
+                        ),
                     }
-                };
+                }
+            };
             let store = KvStore::open(name, config, limits).await.with_context(|| {
                 format!(
                     "cannot open key-value store `{name}` (`[kv.{name}]` in `{}`)",
