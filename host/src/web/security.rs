@@ -356,6 +356,37 @@ impl SecurityHeaders {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever a guest writes, a redirect that is allowed lands, as a browser resolves
+        /// it from a real page of this site, on this site or on an allowed origin.
+        #[test]
+        fn an_allowed_redirect_is_never_off_site(
+            location in "([a-z:/\\\\.@?#% \t]|https?://|//|evil\\.example|accounts\\.example\\.com|%2[fF]|%09){0,12}"
+        ) {
+            let allowed = [Origin::parse("https://accounts.example.com").unwrap()];
+            if redirect_allowed(&location, &allowed) {
+                // A browser trims C0 controls and spaces and drops tabs and newlines first.
+                let browser_view: String = location
+                    .trim_matches(|c: char| c <= ' ')
+                    .chars()
+                    .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+                    .collect();
+                for page in ["https://www.site.example/a/b?c", "http://10.0.0.1:8080/"] {
+                    let base = url::Url::parse(page).unwrap();
+                    let to = base.join(&browser_view).unwrap();
+                    let on_site = to.origin() == base.origin();
+                    let to_allowed = to.scheme() == "https"
+                        && to.host_str() == Some("accounts.example.com")
+                        && to.port_or_known_default() == Some(443)
+                        && to.username().is_empty();
+                    prop_assert!(on_site || to_allowed, "{location:?} -> {to}");
+                }
+            }
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -596,6 +596,34 @@ fn content_type(rel: &Path) -> HeaderValue {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the raw path, an accepted one is made of plain segments only: joined to
+        /// the mount's directory and read lexically, it never leaves it.
+        #[test]
+        fn a_decoded_static_path_never_leaves_the_mount(
+            rest in "/([a-z./\\\\%:]|%2[eEfF]|%5[cC]|%00|%c0%ae|%25){0,24}"
+        ) {
+            if let Ok(path) = relative_path(&rest) {
+                let root = Path::new("/srv/static");
+                let mut depth = 0usize;
+                for component in path.components() {
+                    match component {
+                        Component::Normal(name) => {
+                            prop_assert!(!name.is_empty());
+                            depth += 1;
+                        }
+                        other => prop_assert!(false, "{other:?} in {path:?} from {rest:?}"),
+                    }
+                }
+                prop_assert!(depth > 0);
+                prop_assert!(root.join(&path).starts_with(root));
+                prop_assert!(!path.to_string_lossy().contains(".."), "{path:?} from {rest:?}");
+            }
+        }
+    }
+
     use std::fs;
     use std::time::Duration;
 
