@@ -359,6 +359,11 @@ fn build_env(dir: &Path, urls: Arc<UrlMap>, dev: bool) -> Result<Environment<'st
         }
         let source = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read template `{}` (is it UTF-8?)", path.display()))?;
+        if is_html(&name)
+            && let Err((line, why)) = json_outside_safe_contexts(&source)
+        {
+            bail!("template `{}` line {line}: {why}", path.display());
+        }
         env.add_template_owned(name.clone(), source).map_err(|e| {
             anyhow::anyhow!(
                 "template `{}` line {}: {}",
@@ -371,6 +376,84 @@ fn build_env(dir: &Path, urls: Arc<UrlMap>, dev: bool) -> Result<Environment<'st
         })?;
     }
     Ok(env)
+}
+
+fn is_html(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.ends_with(".html") || lower.ends_with(".htm")
+}
+
+/// `tojson` output is JSON: safe as text, in a `<script>` and in a single-quoted attribute
+/// (it escapes `<`, `>`, `&` and `'`), but its own `"` would end a double-quoted attribute
+/// and its spaces an unquoted one, letting the value write attributes of its own. The HTML
+/// escaper cannot help (the output must stay JSON for scripts), so such templates are
+/// refused when they load. A light scan of the template's HTML: tags, quoted attribute
+/// values, comments and `<script>`/`<style>` text, with `{% %}` and `{# #}` skipped.
+fn json_outside_safe_contexts(source: &str) -> Result<(), (usize, &'static str)> {
+    #[derive(PartialEq)]
+    enum At {
+        Text,
+        Tag,
+        Double,
+        Single,
+        Comment,
+        RawText(&'static str),
+    }
+    let mut at = At::Text;
+    let bytes = source.as_bytes();
+    let mut i = 0;
+    let line = |i: usize| source[..i].matches('\n').count() + 1;
+    while i < bytes.len() {
+        let rest = &source[i..];
+        if rest.starts_with("{%") || rest.starts_with("{#") {
+            let close = if rest.starts_with("{%") { "%}" } else { "#}" };
+            i += rest.find(close).map_or(rest.len(), |e| e + 2);
+            continue;
+        }
+        if let Some(expr) = rest.strip_prefix("{{") {
+            let end = expr.find("}}").unwrap_or(expr.len());
+            if expr[..end].contains("tojson") && matches!(at, At::Tag | At::Double) {
+                return Err((
+                    line(i),
+                    "`tojson` inside a double-quoted or unquoted attribute: its quotes or spaces would end the value; use single quotes, e.g. `data-v='{{ v|tojson }}'`",
+                ));
+            }
+            i += 2 + end + 2;
+            continue;
+        }
+        let b = bytes[i];
+        at = match at {
+            At::Text if rest.starts_with("<!--") => At::Comment,
+            At::Text if b == b'<' && bytes.get(i + 1).is_some_and(|c| c.is_ascii_alphabetic()) => {
+                let tag = rest[1..].split(|c: char| !c.is_ascii_alphanumeric()).next();
+                match tag.map(str::to_ascii_lowercase).as_deref() {
+                    Some("script") => At::RawText("</script"),
+                    Some("style") => At::RawText("</style"),
+                    _ => At::Tag,
+                }
+            }
+            At::Text if rest.starts_with("</") => At::Tag,
+            At::Tag if b == b'"' => At::Double,
+            At::Tag if b == b'\'' => At::Single,
+            At::Tag if b == b'>' => At::Text,
+            At::Double if b == b'"' => At::Tag,
+            At::Single if b == b'\'' => At::Tag,
+            At::Comment if rest.starts_with("-->") => {
+                i += 3;
+                At::Text
+            }
+            // The script's own opening tag is scanned as a tag until its `>`; after it,
+            // only the closing tag ends the raw text.
+            At::RawText(end)
+                if rest.len() >= end.len() && rest[..end.len()].eq_ignore_ascii_case(end) =>
+            {
+                At::Tag
+            }
+            other => other,
+        };
+        i += rest.chars().next().map_or(1, char::len_utf8);
+    }
+    Ok(())
 }
 
 /// Template files under `dir`, named by their `/`-separated path. Dotfiles and dot-directories
@@ -603,6 +686,16 @@ dir = "static"
         let e = Templates::load(dir.path(), Arc::default(), false).unwrap_err();
         let e = format!("{e:#}");
         assert!(e.contains("a.html") && e.contains("line 2"), "{e}");
+        // So does `tojson` where its quotes would end an attribute.
+        let dir = tempfile::tempdir().unwrap();
+        let page = "<p>\n<div data-v=\"{{ v|tojson }}\"></div>";
+        std::fs::write(dir.path().join("p.html"), page).unwrap();
+        let e = Templates::load(dir.path(), Arc::default(), false).unwrap_err();
+        let e = format!("{e:#}");
+        assert!(
+            e.contains("p.html") && e.contains("line 2") && e.contains("single quotes"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -644,6 +737,35 @@ dir = "static"
         let (_d, t) = env_with(&[("l.html", "{{ url_for('user_file', id='1') }}")]);
         let e = render(&t, "l.html", "{}").unwrap_err();
         assert!(e.summary.contains("needs `path=`"), "{}", e.summary);
+    }
+
+    #[test]
+    fn tojson_only_where_its_quotes_cannot_end_an_attribute() {
+        for ok in [
+            "<script>const v = {{ v|tojson }};</script>",
+            "<div data-v='{{ v|tojson }}'>x</div>",
+            "<p>{{ v|tojson }}</p>",
+            "<script type=\"application/json\">{{ v|tojson }}</script>",
+            "<!-- \" --><p title=\"a\">{{ v|tojson }}</p>",
+            "<a href=\"/x\" data-v='{{ tojson(v) }}'>{% if a %}\"{% endif %}</a>",
+            "<p title=\"{{ v }}\">{{ v|tojson }}</p>",
+        ] {
+            assert_eq!(json_outside_safe_contexts(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "<div data-v=\"{{ v|tojson }}\">",
+            "<div data-v={{ v|tojson }}>",
+            "<div\n  data-v=\"{{ v | tojson }}\">",
+            "<script>x</script><div title=\"{{ v|tojson(indent=2) }}\">",
+        ] {
+            assert!(json_outside_safe_contexts(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            json_outside_safe_contexts("<p>\n\n<div data-v=\"{{ v|tojson }}\">")
+                .unwrap_err()
+                .0,
+            3
+        );
     }
 
     #[test]
