@@ -744,6 +744,34 @@ async fn static_files_with_etags_and_no_escape() {
     assert!(r.body.is_empty());
     let r = s.send(Req::new("POST", "/static/app.css")).await;
     assert_eq!((r.status, r.header("allow")), (405, Some("GET, HEAD")));
+    // One range of bytes, as a download manager or a video player asks for it.
+    let r = s
+        .send(Req::new("GET", "/static/app.css").header("range", "bytes=7-11"))
+        .await;
+    assert_eq!(r.status, 206);
+    assert_eq!(r.text(), "color");
+    assert_eq!(r.header("content-range"), Some("bytes 7-11/21"));
+    assert_eq!(r.header("accept-ranges"), Some("bytes"));
+    let r = s
+        .send(
+            Req::new("GET", "/static/app.css")
+                .header("range", "bytes=7-11")
+                .header("if-range", "\"not-this-file\""),
+        )
+        .await;
+    assert_eq!((r.status, r.body.len()), (200, 21));
+    let r = s
+        .send(Req::new("GET", "/static/app.css").header("range", "bytes=99-"))
+        .await;
+    assert_eq!(
+        (r.status, r.header("content-range")),
+        (416, Some("bytes */21"))
+    );
+    // Over HTTP/2 too.
+    let mut h2 = Req::new("GET", "/static/app.css").header("range", "bytes=-3");
+    h2.http2 = true;
+    let r = s.send(h2).await;
+    assert_eq!((r.status, r.text()), (206, " }\n".to_string()));
 
     for attack in [
         "/static/../secret.txt",

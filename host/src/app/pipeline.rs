@@ -143,7 +143,7 @@ impl App {
         };
         Err(
             match mount.serve(&parts.method, rest, &parts.headers).await {
-                Served::Response(r) => r.map(Body::new),
+                Served::Response(r) => r,
                 Served::NotFound => web.error_page(StatusCode::NOT_FOUND, id, None),
                 Served::BadRequest => web.error_page(StatusCode::BAD_REQUEST, id, None),
                 Served::MethodNotAllowed => {

@@ -5,14 +5,11 @@
 pub mod body;
 pub mod forms;
 pub mod request_id;
+pub mod response;
 pub mod router;
 pub mod server;
 pub mod write_timeout;
 
-use bytes::Bytes;
-use http_body_util::Full;
-
-/// The response body type the host sends.
-pub type Body = Full<Bytes>;
+pub use response::Body;
 
 pub use server::{Server, Service, shutdown_signal};

@@ -8,22 +8,30 @@
 //! segments, no dotfiles, no backslashes, no control characters) so that hostile paths are
 //! refused before they reach the file system and `.env` or `.git` are never published.
 
-use std::io::{self, Read};
+use std::io::{self, Seek};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use cap_fs_ext::OpenOptionsSyncExt;
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, OpenOptions};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
+use tokio::sync::Semaphore;
+
+use crate::http::Body;
 use percent_encoding::percent_decode_str;
 
-/// Largest file served: 64 MiB. Files are read whole into memory (no streaming, no ranges), so
-/// this bounds what one request can pin; larger assets belong on a CDN or a file server.
+/// Largest file served: 64 MiB. Files are streamed in chunks (a response holds one chunk in
+/// memory, whatever the file's size), so this is a policy for app assets rather than a memory
+/// bound: larger downloads belong on a CDN or a file server.
 pub const MAX_FILE_SIZE: u64 = 64 * 1024 * 1024;
+
+/// Files streamed at once, across all mounts. Each holds an open file and a chunk buffer until
+/// its client has it (or its connection ends: see `[server] write_timeout`); further requests
+/// wait for a slot.
+const MAX_CONCURRENT_FILES: usize = 256;
 
 /// `no-cache` lets browsers keep a copy but makes them revalidate it on every use, which the
 /// strong `ETag` turns into a cheap 304. Stale assets after a deploy are worse than a round trip.
@@ -169,6 +177,11 @@ impl StaticMount {
         let head = method == Method::HEAD;
         let dir = Arc::clone(&self.dir);
         let task_rel = rel.clone();
+        static SLOTS: std::sync::LazyLock<Arc<Semaphore>> =
+            std::sync::LazyLock::new(|| Arc::new(Semaphore::new(MAX_CONCURRENT_FILES)));
+        let Ok(slot) = SLOTS.clone().acquire_owned().await else {
+            return Served::NotFound;
+        };
         let loaded =
             tokio::task::spawn_blocking(move || load(&dir, &task_rel, &conditions, head)).await;
         let path = || self.root.join(&rel);
@@ -186,17 +199,45 @@ impl StaticMount {
                 source,
             }),
             Ok(Loaded::NotModified(validators)) => {
-                let mut response = Response::new(Bytes::new());
+                let mut response = Response::new(Body::default());
                 *response.status_mut() = StatusCode::NOT_MODIFIED;
                 self.validator_headers(response.headers_mut(), validators);
                 Served::Response(response)
             }
-            Ok(Loaded::Head(validators, len)) => {
-                Served::Response(self.full_response(&rel, validators, len, Bytes::new()))
+            Ok(Loaded::Unsatisfiable(validators, len)) => {
+                let mut response = Response::new(Body::default());
+                *response.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+                let headers = response.headers_mut();
+                headers.insert(
+                    header::CONTENT_RANGE,
+                    HeaderValue::from_str(&format!("bytes */{len}"))
+                        .unwrap_or_else(|_| HeaderValue::from_static("bytes */0")),
+                );
+                self.validator_headers(headers, validators);
+                headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+                Served::Response(response)
             }
-            Ok(Loaded::Full(validators, body)) => {
-                let len = body.len() as u64;
-                Served::Response(self.full_response(&rel, validators, len, Bytes::from(body)))
+            Ok(Loaded::Head(validators, len)) => {
+                Served::Response(self.full_response(&rel, validators, len, Body::default()))
+            }
+            Ok(Loaded::Full(validators, file, len)) => {
+                let body = Body::file(file, len, Some(slot));
+                Served::Response(self.full_response(&rel, validators, len, body))
+            }
+            Ok(Loaded::Partial {
+                validators,
+                file,
+                start,
+                end,
+                len,
+            }) => {
+                let body = Body::file(file, end - start + 1, Some(slot));
+                let mut response = self.full_response(&rel, validators, end - start + 1, body);
+                *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+                if let Ok(range) = HeaderValue::from_str(&format!("bytes {start}-{end}/{len}")) {
+                    response.headers_mut().insert(header::CONTENT_RANGE, range);
+                }
+                Served::Response(response)
             }
         }
     }
@@ -216,15 +257,16 @@ impl StaticMount {
         rel: &Path,
         validators: Validators,
         len: u64,
-        body: Bytes,
-    ) -> Response<Bytes> {
+        body: Body,
+    ) -> Response<Body> {
         let mut response = Response::new(body);
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, content_type(rel));
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
         self.validator_headers(headers, validators);
-        // Whole files only: ranges would need multipart handling for little gain at this size.
-        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("none"));
+        // One range per request (`bytes=a-b`, `a-`, `-n`); a request for several gets the
+        // whole file, as RFC 9110 allows, rather than a multipart body.
+        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         // The type is guessed from the extension; stop browsers from second-guessing it (for
         // example rendering an uploaded `.txt` that contains HTML as a page).
         headers.insert(
@@ -280,8 +322,8 @@ impl StaticFiles {
 /// What [`StaticMount::serve`] decided.
 #[derive(Debug)]
 pub enum Served {
-    /// A 200 (with the body, or empty for HEAD) or a 304.
-    Response(Response<Bytes>),
+    /// A 200 (with the body, or empty for HEAD), a 206 for a range, a 304 or a 416.
+    Response(Response<Body>),
     NotFound,
     /// Malformed percent-encoding, invalid UTF-8, NUL or other control characters.
     BadRequest,
@@ -412,6 +454,54 @@ struct Conditions {
     /// All `If-None-Match` values joined with commas.
     if_none_match: Option<Vec<u8>>,
     if_modified_since: Option<SystemTime>,
+    /// `Range`, when it asks for one range of bytes.
+    range: Option<ByteRange>,
+    /// `If-Range`: send the range only if the file is still this one.
+    if_range: Option<Vec<u8>>,
+}
+
+/// One range of a `Range: bytes=...` header, before the file's length is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ByteRange {
+    /// `a-b` or `a-`.
+    From(u64, Option<u64>),
+    /// `-n`: the last `n` bytes.
+    Last(u64),
+}
+
+impl ByteRange {
+    /// A single range of `bytes=...`; `None` for anything else (other units, several ranges,
+    /// bad syntax), which means the whole file is sent.
+    fn parse(value: &str) -> Option<Self> {
+        let spec = value.trim().strip_prefix("bytes=")?.trim();
+        if spec.contains(',') {
+            return None;
+        }
+        let (first, last) = spec.split_once('-')?;
+        let number = |s: &str| -> Option<u64> {
+            (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok())?
+        };
+        match (first.trim(), last.trim()) {
+            ("", n) => Some(Self::Last(number(n)?)),
+            (a, "") => Some(Self::From(number(a)?, None)),
+            (a, b) => {
+                let (a, b) = (number(a)?, number(b)?);
+                (a <= b).then_some(Self::From(a, Some(b)))
+            }
+        }
+    }
+
+    /// The first and last byte of this range in a file of `len` bytes; `None` when it is not
+    /// satisfiable (416).
+    fn resolve(self, len: u64) -> Option<(u64, u64)> {
+        match self {
+            Self::From(start, _) if start >= len => None,
+            Self::From(start, end) => Some((start, end.map_or(len - 1, |e| e.min(len - 1)))),
+            Self::Last(0) => None,
+            Self::Last(_) if len == 0 => None,
+            Self::Last(n) => Some((len.saturating_sub(n), len - 1)),
+        }
+    }
 }
 
 impl Conditions {
@@ -434,9 +524,35 @@ impl Conditions {
                 .and_then(|value| value.to_str().ok())
                 .and_then(|value| httpdate::parse_http_date(value).ok())
         };
+        let range = headers
+            .get(header::RANGE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(ByteRange::parse);
+        let if_range = headers
+            .get(header::IF_RANGE)
+            .map(|value| value.as_bytes().to_vec());
         Self {
             if_none_match,
             if_modified_since,
+            range,
+            if_range,
+        }
+    }
+
+    /// The range to send, if any: `If-Range` must name this file exactly (its strong `ETag`,
+    /// or its `Last-Modified` date), else the whole file goes out.
+    fn range(&self, validators: &Validators) -> Option<ByteRange> {
+        let range = self.range?;
+        match &self.if_range {
+            None => Some(range),
+            Some(tag) if tag.as_slice() == validators.etag.as_bytes() => Some(range),
+            Some(date) => {
+                let same = validators
+                    .last_modified
+                    .as_ref()
+                    .is_some_and(|lm| lm.as_bytes() == date.as_slice());
+                same.then_some(range)
+            }
         }
     }
 
@@ -525,11 +641,21 @@ enum Loaded {
     Failed(io::Error),
     NotModified(Validators),
     Head(Validators, u64),
-    Full(Validators, Vec<u8>),
+    /// The file, opened, and its length.
+    Full(Validators, std::fs::File, u64),
+    /// The file, positioned at `start`, for bytes `start..=end` of `len`.
+    Partial {
+        validators: Validators,
+        file: std::fs::File,
+        start: u64,
+        end: u64,
+        len: u64,
+    },
+    Unsatisfiable(Validators, u64),
 }
 
-/// Opens `rel` beneath `dir` and reads it if the request needs the body. Runs on the blocking
-/// pool.
+/// Opens `rel` beneath `dir` and decides what to send: nothing, its headers, the file or a
+/// range of it (read later, in chunks, by the response body). Runs on the blocking pool.
 ///
 /// Any failure to find or open the file is `Missing`: cap-std's refusals of escaping paths,
 /// permission errors and plain absence all look the same to the client.
@@ -565,15 +691,25 @@ fn load(dir: &Dir, rel: &Path, conditions: &Conditions, head: bool) -> Loaded {
     if conditions.not_modified(&validators) {
         return Loaded::NotModified(validators);
     }
+    let len = metadata.len();
+    let range = conditions.range(&validators).map(|r| r.resolve(len));
     if head {
-        return Loaded::Head(validators, metadata.len());
+        return Loaded::Head(validators, len);
     }
-    let mut body = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or_default());
-    // The file may grow while it is read; never read past the cap.
-    match file.take(MAX_FILE_SIZE + 1).read_to_end(&mut body) {
-        Ok(_) if body.len() as u64 > MAX_FILE_SIZE => Loaded::TooLarge(body.len() as u64),
-        Ok(_) => Loaded::Full(validators, body),
-        Err(error) => Loaded::Failed(error),
+    let mut file = file.into_std();
+    match range {
+        None => Loaded::Full(validators, file, len),
+        Some(None) => Loaded::Unsatisfiable(validators, len),
+        Some(Some((start, end))) => match file.seek(io::SeekFrom::Start(start)) {
+            Ok(_) => Loaded::Partial {
+                validators,
+                file,
+                start,
+                end,
+                len,
+            },
+            Err(error) => Loaded::Failed(error),
+        },
     }
 }
 
@@ -672,18 +808,112 @@ mod tests {
                 HeaderValue::from_str(value).unwrap(),
             );
         }
-        mount.serve(&Method::GET, rest, &map).await
+        // File bodies are streamed; collect them so the tests can look at the bytes.
+        match mount.serve(&Method::GET, rest, &map).await {
+            Served::Response(response) => {
+                use http_body_util::BodyExt as _;
+                let (parts, body) = response.into_parts();
+                let bytes = body.collect().await.unwrap().to_bytes();
+                Served::Response(Response::from_parts(parts, Body::new(bytes)))
+            }
+            other => other,
+        }
     }
 
-    fn ok(served: Served) -> Response<Bytes> {
+    fn ok(served: Served) -> Response<Body> {
         match served {
             Served::Response(response) => response,
             other => panic!("expected a response, got {other:?}"),
         }
     }
 
-    fn header(response: &Response<Bytes>, name: header::HeaderName) -> &str {
+    fn header(response: &Response<Body>, name: header::HeaderName) -> &str {
         response.headers()[name].to_str().unwrap()
+    }
+
+    #[tokio::test]
+    async fn single_byte_ranges_with_if_range() {
+        let f = fixture();
+        let full = ok(get(&f.mount, "/a.txt", &[]).await);
+        let etag = header(&full, header::ETAG).to_string();
+        let modified = header(&full, header::LAST_MODIFIED).to_string();
+        for (range, body, content_range) in [
+            ("bytes=1-3", "ell", "bytes 1-3/5"),
+            ("bytes=2-", "llo", "bytes 2-4/5"),
+            ("bytes=-2", "lo", "bytes 3-4/5"),
+            ("bytes=-9", "hello", "bytes 0-4/5"),
+            ("bytes=1-100", "ello", "bytes 1-4/5"),
+            ("bytes=0-0", "h", "bytes 0-0/5"),
+        ] {
+            let r = ok(get(&f.mount, "/a.txt", &[("range", range)]).await);
+            assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT, "{range}");
+            assert_eq!(r.body().as_ref(), body.as_bytes(), "{range}");
+            assert_eq!(header(&r, header::CONTENT_RANGE), content_range, "{range}");
+            assert_eq!(header(&r, header::CONTENT_LENGTH), body.len().to_string());
+        }
+        for range in ["bytes=5-", "bytes=9-10", "bytes=-0"] {
+            let r = ok(get(&f.mount, "/a.txt", &[("range", range)]).await);
+            assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE, "{range}");
+            assert_eq!(header(&r, header::CONTENT_RANGE), "bytes */5");
+            assert!(r.body().is_empty());
+        }
+        // Several ranges, other units and bad syntax get the whole file.
+        for range in [
+            "bytes=0-1,3-4",
+            "items=0-1",
+            "bytes=a-b",
+            "bytes=3-1",
+            "bytes=--1",
+        ] {
+            let r = ok(get(&f.mount, "/a.txt", &[("range", range)]).await);
+            assert_eq!(r.status(), StatusCode::OK, "{range}");
+            assert_eq!(r.body().as_ref(), b"hello", "{range}");
+        }
+        // `If-Range`: the range only while the file is the one the client has.
+        for (if_range, partial) in [
+            (etag.as_str(), true),
+            (modified.as_str(), true),
+            ("\"other\"", false),
+            (&format!("W/{etag}"), false),
+            ("Mon, 01 Jan 2001 00:00:00 GMT", false),
+        ] {
+            let r = ok(get(
+                &f.mount,
+                "/a.txt",
+                &[("range", "bytes=0-1"), ("if-range", if_range)],
+            )
+            .await);
+            let want = if partial {
+                StatusCode::PARTIAL_CONTENT
+            } else {
+                StatusCode::OK
+            };
+            assert_eq!(r.status(), want, "{if_range}");
+        }
+    }
+
+    #[tokio::test]
+    async fn large_files_are_streamed_in_chunks() {
+        let f = fixture();
+        let content: Vec<u8> = (0..(3 << 20) + 17).map(|i| (i % 251) as u8).collect();
+        fs::write(f.public().join("big.bin"), &content).unwrap();
+        let mut map = HeaderMap::new();
+        map.insert(header::RANGE, HeaderValue::from_static("bytes=1000000-"));
+        let Served::Response(r) = f.mount.serve(&Method::GET, "/big.bin", &map).await else {
+            panic!("no response");
+        };
+        use http_body_util::BodyExt as _;
+        let mut body = r.into_body();
+        // The body is read chunk by chunk, never the whole file at once.
+        let mut got = Vec::new();
+        let mut largest = 0;
+        while let Some(frame) = body.frame().await {
+            let data = frame.unwrap().into_data().unwrap();
+            largest = largest.max(data.len());
+            got.extend_from_slice(&data);
+        }
+        assert_eq!(got, content[1_000_000..]);
+        assert!(largest <= 64 * 1024, "{largest}");
     }
 
     #[tokio::test]
@@ -698,7 +928,7 @@ mod tests {
         );
         assert_eq!(header(&response, header::CONTENT_LENGTH), "5");
         assert_eq!(header(&response, header::CACHE_CONTROL), "no-cache");
-        assert_eq!(header(&response, header::ACCEPT_RANGES), "none");
+        assert_eq!(header(&response, header::ACCEPT_RANGES), "bytes");
         assert_eq!(header(&response, header::X_CONTENT_TYPE_OPTIONS), "nosniff");
         let etag = header(&response, header::ETAG);
         assert!(etag.starts_with("\"5-") && etag.ends_with('"'), "{etag}");
@@ -989,7 +1219,7 @@ mod tests {
             assert!(matches!(loaded, Loaded::Missing), "{rel:?}: {loaded:?}");
         }
         let loaded = load(&f.mount.dir, Path::new("a.txt"), &conditions, false);
-        assert!(matches!(loaded, Loaded::Full(_, ref body) if body == b"hello"));
+        assert!(matches!(loaded, Loaded::Full(_, _, 5)), "{loaded:?}");
     }
 
     #[cfg(unix)]
