@@ -203,3 +203,38 @@ async fn clients_that_stop_reading_lose_their_connection() {
     assert!(read.is_ok(), "the connection was closed");
     assert!(got.len() < 8 << 20, "{} bytes", got.len());
 }
+
+/// A connection with no request for `idle_timeout` is closed, over HTTP/1 keep-alive and over
+/// HTTP/2 (whose pings would otherwise keep it open forever), freeing its slot.
+#[tokio::test]
+async fn idle_connections_are_closed() {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let s = TestServer::start(&app_manifest("idle_timeout = \"1s\"")).await;
+
+    // HTTP/1: one request, then silence; the server closes the connection.
+    let mut stream = TcpStream::connect(s.addr).await.unwrap();
+    stream
+        .write_all(b"GET /h/ok HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_head(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the idle HTTP/1 connection was closed");
+
+    // HTTP/2: the connection future ends once the server sends GOAWAY and closes.
+    let io = TokioIo::new(TcpStream::connect(s.addr).await.unwrap());
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+        .await
+        .unwrap();
+    let conn = tokio::spawn(conn);
+    let request = http::Request::get(format!("http://{}/h/ok", s.addr))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    drop(response);
+    let ended = tokio::time::timeout(Duration::from_secs(20), conn).await;
+    assert!(ended.is_ok(), "the idle HTTP/2 connection was closed");
+}

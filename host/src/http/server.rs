@@ -11,7 +11,6 @@ use anyhow::{Context as _, Result};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
@@ -79,12 +78,14 @@ impl<S: Service> Server<S> {
             .keep_alive_interval(Duration::from_secs(30))
             .keep_alive_timeout(Duration::from_secs(20));
         let builder = Arc::new(builder);
-        let graceful = GracefulShutdown::new();
+        // Set to true at shutdown: every connection finishes what it is doing and closes.
+        let (stopping, stop_rx) = tokio::sync::watch::channel(false);
         // Connection tasks, so that any still running after the grace period can be stopped.
         let mut tasks = tokio::task::JoinSet::new();
         let connections = Arc::new(Semaphore::new(settings.max_connections));
         let sniff_timeout = settings.header_read_timeout.0;
         let write_timeout = settings.write_timeout.0;
+        let idle_timeout = settings.idle_timeout.0;
 
         tokio::pin!(shutdown);
         loop {
@@ -109,31 +110,60 @@ impl<S: Service> Server<S> {
             let _ = stream.set_nodelay(true);
             let app = self.app.clone();
             let builder = builder.clone();
-            let watcher = graceful.watcher();
+            let mut stop = stop_rx.clone();
             tasks.spawn(async move {
                 let _permit = permit;
                 if !first_bytes_in_time(&stream, sniff_timeout).await {
                     return;
                 }
+                let activity = Arc::new(Activity::default());
+                let seen = activity.clone();
                 let service = service_fn(move |req| {
                     let app = app.clone();
-                    async move { Ok::<_, Infallible>(app.call(req, peer).await) }
+                    let busy = seen.start();
+                    async move {
+                        let response = app.call(req, peer).await;
+                        drop(busy);
+                        Ok::<_, Infallible>(response)
+                    }
                 });
                 let stream = WriteTimeout::new(stream, write_timeout);
                 let conn = builder.serve_connection(TokioIo::new(stream), service);
-                if let Err(e) = watcher.watch(conn.into_owned()).await {
+                let mut conn = std::pin::pin!(conn.into_owned());
+                let mut closing = false;
+                let result = loop {
+                    tokio::select! {
+                        result = conn.as_mut() => break result,
+                        // Shutdown: finish in-flight requests, then close (GOAWAY on HTTP/2).
+                        changed = stop.changed(), if !closing => {
+                            let _ = changed;
+                            closing = true;
+                            conn.as_mut().graceful_shutdown();
+                        }
+                        // No request for `idle_timeout`: close, so idle connections (HTTP/2
+                        // ones are kept alive by pings) do not hold slots forever.
+                        () = activity.idle_for(idle_timeout), if !closing => {
+                            closing = true;
+                            conn.as_mut().graceful_shutdown();
+                        }
+                    }
+                };
+                if let Err(e) = result {
                     tracing::debug!(client = %peer, "connection ended: {}", log_safe(&e.to_string()));
                 }
             });
         }
 
         drop(self.listener);
+        while tasks.try_join_next().is_some() {}
         tracing::info!(
-            connections = graceful.count(),
+            connections = tasks.len(),
             grace = %settings.shutdown_grace,
             "shutting down: finishing in-flight requests"
         );
-        if tokio::time::timeout(settings.shutdown_grace.0, graceful.shutdown())
+        let _ = stopping.send(true);
+        let drained = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(settings.shutdown_grace.0, drained)
             .await
             .is_err()
         {
@@ -142,6 +172,60 @@ impl<S: Service> Server<S> {
         }
         while tasks.join_next().await.is_some() {}
         Ok(())
+    }
+}
+
+/// Requests in flight on one connection, and when the last one ended.
+#[derive(Default)]
+struct Activity {
+    in_flight: std::sync::atomic::AtomicUsize,
+    /// Bumped when a request starts or ends, to restart the idle clock.
+    epoch: std::sync::atomic::AtomicU64,
+    changed: tokio::sync::Notify,
+}
+
+/// Held while a request is answered.
+struct Busy(Arc<Activity>);
+
+impl Activity {
+    fn start(self: &Arc<Self>) -> Busy {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.in_flight.fetch_add(1, SeqCst);
+        self.epoch.fetch_add(1, SeqCst);
+        self.changed.notify_waiters();
+        Busy(self.clone())
+    }
+
+    /// Resolves once no request has been in flight for `timeout`.
+    async fn idle_for(&self, timeout: Duration) {
+        use std::sync::atomic::Ordering::SeqCst;
+        loop {
+            // Registered before the state is read, so no change in between is missed.
+            let mut changed = std::pin::pin!(self.changed.notified());
+            changed.as_mut().enable();
+            let epoch = self.epoch.load(SeqCst);
+            if self.in_flight.load(SeqCst) > 0 {
+                changed.await;
+                continue;
+            }
+            tokio::select! {
+                () = &mut changed => {}
+                () = tokio::time::sleep(timeout) => {
+                    if self.epoch.load(SeqCst) == epoch && self.in_flight.load(SeqCst) == 0 {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.0.in_flight.fetch_sub(1, SeqCst);
+        self.0.epoch.fetch_add(1, SeqCst);
+        self.0.changed.notify_waiters();
     }
 }
 

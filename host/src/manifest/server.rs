@@ -39,6 +39,9 @@ pub struct ServerSection {
     /// (or reads slower than this allows for one write) is disconnected, freeing its slot.
     /// Example: `write_timeout = "30s"`
     pub write_timeout: HumanDuration,
+    /// How long a connection may stay open with no request on it (HTTP/1 keep-alive or
+    /// HTTP/2); then it is closed gracefully. Example: `idle_timeout = "60s"`
+    pub idle_timeout: HumanDuration,
     /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
     /// Example: `shutdown_grace = "30s"`
     pub shutdown_grace: HumanDuration,
@@ -74,6 +77,7 @@ impl Default for ServerSection {
             max_instances: 1000,
             shutdown_grace: HumanDuration(Duration::from_secs(30)),
             write_timeout: HumanDuration(Duration::from_secs(30)),
+            idle_timeout: HumanDuration(Duration::from_secs(60)),
             cache_dir: None,
             allowed_hosts: Vec::new(),
             trusted_proxies: Vec::new(),
@@ -118,6 +122,7 @@ impl Manifest {
             ("server.body_read_timeout", s.body_read_timeout, HOUR),
             ("server.shutdown_grace", s.shutdown_grace, HOUR),
             ("server.write_timeout", s.write_timeout, HOUR),
+            ("server.idle_timeout", s.idle_timeout, HOUR),
         ] {
             if value.0.is_zero() || value.0 > max {
                 return Err(self.invalid(
