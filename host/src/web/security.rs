@@ -274,8 +274,13 @@ pub fn refresh_allowed(value: &str, allowed: &[Origin]) -> bool {
         return true;
     }
     let mut url = rest;
-    if url.len() >= 3 && url[..3].eq_ignore_ascii_case("url") {
-        let after = url[3..].trim_start_matches(ws);
+    // `get`, not indexing: the third byte may be inside a multi-byte character.
+    if let Some(after) = url
+        .get(..3)
+        .filter(|p| p.eq_ignore_ascii_case("url"))
+        .and_then(|_| url.get(3..))
+    {
+        let after = after.trim_start_matches(ws);
         if let Some(after) = after.strip_prefix('=') {
             url = after.trim_start_matches(ws);
         }
@@ -469,6 +474,8 @@ mod tests {
             "3, url=\"/next?a=b\"",
             "0.5 ; Url = https://accounts.example.com/x",
             "0; next",
+            // Found by the fuzzer (it panicked): a multi-byte character where `url` would end.
+            "0; u\u{f2c9a}t",
         ] {
             assert!(refresh_allowed(ok, &allowed), "{ok:?}");
         }
