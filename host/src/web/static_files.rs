@@ -401,6 +401,12 @@ enum Refusal {
     NotFound,
 }
 
+/// The file a request path below a mount names (`/css/app.css` -> `css/app.css`), as a relative
+/// path of plain segments, or `None` when it is refused. What `serve` uses; public for fuzzing.
+pub fn decode_request_path(rest: &str) -> Option<PathBuf> {
+    relative_path(rest).ok()
+}
+
 /// Turns the raw rest of the path into a relative path of plain segments, or refuses it.
 ///
 /// Decoding happens exactly once, and every check runs on the decoded form, so encoded dots,
