@@ -403,7 +403,7 @@ fn guest_request(
         let value = String::from_utf8_lossy(v.as_bytes());
         let value = match session_cookie {
             Some(cfg) if k == header::COOKIE => match without_session_cookie(&value, cfg) {
-                Some(rest) => rest,
+                Some(rest) => rest.into_owned(),
                 None => continue,
             },
             _ => value.into_owned(),

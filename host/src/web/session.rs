@@ -736,18 +736,22 @@ fn is_session_cookie_name(name: &str, cfg: &SessionConfig) -> bool {
 
 /// A request's `Cookie` header as guests see it: without the host's session cookie, which is
 /// a bearer token no guest may read or send on (the `session` interface is the only way in).
-/// Other cookies keep their order and spelling. `None` when nothing is left.
-pub fn without_session_cookie(header: &str, cfg: &SessionConfig) -> Option<String> {
-    let kept: Vec<&str> = header
-        .split(';')
-        .map(str::trim)
-        .filter(|pair| !pair.is_empty())
-        .filter(|pair| {
-            let name = pair.split_once('=').map_or("", |(n, _)| n).trim();
-            !is_session_cookie_name(name, cfg)
-        })
-        .collect();
-    (!kept.is_empty()).then(|| kept.join("; "))
+/// A header without it is returned as it is (no copy); otherwise the other cookies keep their
+/// order and spelling. `None` when nothing is left.
+pub fn without_session_cookie<'a>(
+    header: &'a str,
+    cfg: &SessionConfig,
+) -> Option<std::borrow::Cow<'a, str>> {
+    let pairs = || header.split(';').map(str::trim).filter(|p| !p.is_empty());
+    let is_session = |pair: &&str| {
+        let name = pair.split_once('=').map_or("", |(n, _)| n).trim();
+        is_session_cookie_name(name, cfg)
+    };
+    if !pairs().any(|p| is_session(&p)) {
+        return pairs().next().is_some().then_some(header.into());
+    }
+    let kept: Vec<&str> = pairs().filter(|p| !is_session(p)).collect();
+    (!kept.is_empty()).then(|| kept.join("; ").into())
 }
 
 #[cfg(test)]
