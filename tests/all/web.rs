@@ -128,6 +128,16 @@ component = "web"
 name = "kv-get"
 
 [[routes]]
+path = "/kv-put"
+component = "web"
+name = "kv-put"
+
+[[routes]]
+path = "/kv-delete"
+component = "web"
+name = "kv-delete"
+
+[[routes]]
 path = "/empty-404"
 component = "web"
 name = "empty-404"
@@ -922,6 +932,57 @@ async fn kv_stores_are_granted_by_name_and_persist() {
     assert!(dir.join("data/kv/counter.redb").is_file());
 }
 
+/// What a guest sees of `[kv.<name>] max_entries` / `max_bytes`: a write past either fails
+/// with a message it can show, nothing is written, and deleting makes room.
+async fn kv_limits_are_kept(s: &TestServer) {
+    for key in ["a", "b"] {
+        let r = s.get(&format!("/kv-put?key={key}&v=1")).await;
+        assert_eq!((r.status, r.text()), (200, "stored".to_owned()));
+    }
+    let r = s.get("/kv-put?key=c&v=1").await;
+    assert_eq!(r.status, 507);
+    assert_eq!(
+        r.text(),
+        "kv store `counter` is full: the write would pass its limit of 2 entries"
+    );
+    assert_eq!(s.get("/kv-get?key=c").await.text(), "None");
+    // a: 1 + 62 bytes, b: 2 bytes; 65 > 64.
+    let r = s.get(&format!("/kv-put?key=a&v={}", "x".repeat(62))).await;
+    assert_eq!(r.status, 507);
+    assert!(r.text().ends_with("limit of 64 bytes"), "{}", r.text());
+    assert_eq!(s.get("/kv-get?key=a").await.text(), "Some(\"1\")");
+    let r = s.get(&format!("/kv-put?key=a&v={}", "x".repeat(61))).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(s.get("/kv-delete?key=b").await.text(), "true");
+    assert_eq!(s.get("/kv-put?key=c&v=").await.status, 200);
+}
+
+const KV_LIMITS: &str = "max_entries = 2\nmax_bytes = \"64B\"\n";
+
+#[tokio::test]
+async fn kv_store_limits_refuse_writes_past_them() {
+    let text =
+        web_manifest("", "").replace("[kv.counter]\n", &format!("[kv.counter]\n{KV_LIMITS}"));
+    let s = TestServer::serve(
+        TestManifest::with_files(&text, &web_files()),
+        LoadOptions::default(),
+    )
+    .await;
+    kv_limits_are_kept(&s).await;
+
+    for (bad, key) in [
+        ("max_entries = 0", "kv.counter.max_entries"),
+        ("max_bytes = \"2TiB\"", "kv.counter.max_bytes"),
+    ] {
+        let text =
+            web_manifest("", "").replace("[kv.counter]\n", &format!("[kv.counter]\n{bad}\n"));
+        let m = TestManifest::with_files(&text, &web_files());
+        let err = format!("{:#}", m.load().await.err().expect("must refuse"));
+        assert!(err.contains(key), "{err}");
+        assert!(err.contains("flagon.toml"), "{err}");
+    }
+}
+
 #[test]
 fn a_session_without_a_key_refuses_to_start() {
     let text = web_manifest("", "")
@@ -1009,4 +1070,37 @@ async fn redis_backed_stores_are_shared_between_instances() {
     assert_eq!(b.get("/kv-ttl").await.text(), "true");
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(a.get("/kv-get?key=short").await.text(), "None");
+}
+
+/// The same limits on a Redis store, shared by two instances: the books are kept in Redis.
+#[tokio::test]
+async fn redis_store_limits_hold_across_instances() {
+    let redis = Redis::start().await;
+    let text = web_manifest("", "")
+        .replace(
+            "[kv.counter]\n",
+            &format!("[kv.counter]\nbackend = \"redis\"\nurl = \"redis_url\"\n{KV_LIMITS}"),
+        )
+        .replace(
+            "[variables]\n",
+            &format!(
+                "[variables]\nredis_url = {{ default = \"redis://127.0.0.1:{}/\", secret = true }}\n",
+                redis.port
+            ),
+        );
+    let a = TestServer::serve(
+        TestManifest::with_files(&text, &web_files()),
+        LoadOptions::default(),
+    )
+    .await;
+    kv_limits_are_kept(&a).await;
+    let b = TestServer::serve(
+        TestManifest::with_files(&text, &web_files()),
+        LoadOptions::default(),
+    )
+    .await;
+    // a and c fill the store; b's instance sees it full too.
+    assert_eq!(b.get("/kv-put?key=d&v=1").await.status, 507);
+    assert_eq!(a.get("/kv-delete?key=c").await.text(), "true");
+    assert_eq!(b.get("/kv-put?key=d&v=1").await.status, 200);
 }

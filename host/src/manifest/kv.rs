@@ -27,7 +27,17 @@ pub struct KvSection {
     pub max_key: Option<usize>,
     /// Largest value (default 1MiB). Example: `max_value = "64KiB"`
     pub max_value: Option<Size>,
+    /// Most entries the store holds (default 1000000); a write adding one past it fails with
+    /// "kv store `<name>` is full". Example: `max_entries = 10000`
+    pub max_entries: Option<u64>,
+    /// Most bytes the store holds, each entry counting its key plus its value (default
+    /// 256MiB). Example: `max_bytes = "16MiB"`
+    pub max_bytes: Option<Size>,
 }
+
+/// Upper bounds of `max_entries` and `max_bytes`: past these a store is a database.
+pub const MAX_ENTRIES_LIMIT: u64 = 1_000_000_000;
+pub const MAX_BYTES_LIMIT: u64 = 1024 * 1024 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -91,6 +101,26 @@ impl Manifest {
                     format!("{key}.max_value"),
                     "outside 1B..64MiB",
                     "remove `max_value` to use 1MiB",
+                ));
+            }
+            if kv
+                .max_entries
+                .is_some_and(|n| n == 0 || n > MAX_ENTRIES_LIMIT)
+            {
+                return Err(self.invalid(
+                    format!("{key}.max_entries"),
+                    format!("outside 1..={MAX_ENTRIES_LIMIT}"),
+                    "remove `max_entries` to use 1000000",
+                ));
+            }
+            if kv
+                .max_bytes
+                .is_some_and(|n| n.0 == 0 || n.0 > MAX_BYTES_LIMIT)
+            {
+                return Err(self.invalid(
+                    format!("{key}.max_bytes"),
+                    "outside 1B..1TiB",
+                    "remove `max_bytes` to use 256MiB",
                 ));
             }
         }

@@ -53,6 +53,12 @@ impl Capability for Kv {
                     .max_value
                     .map(|s| usize::try_from(s.0).unwrap_or(usize::MAX))
                     .unwrap_or(KvLimits::default().max_value_bytes),
+                max_entries: section
+                    .max_entries
+                    .unwrap_or(KvLimits::default().max_entries),
+                max_bytes: section
+                    .max_bytes
+                    .map_or(KvLimits::default().max_bytes, |s| s.0),
                 ..KvLimits::default()
             };
             let config = match section.backend {

@@ -35,6 +35,12 @@ pub struct KvLimits {
     pub max_value_bytes: usize,
     /// Most keys one `list_keys` call returns; past it the list is truncated.
     pub max_list: usize,
+    /// Most entries the store holds. A `set` or `increment` that would add a key past it is
+    /// refused with [`KvError::StoreFull`] (after expired entries are purged).
+    pub max_entries: u64,
+    /// Most bytes the store holds, counting each entry as its key's length plus its value's.
+    /// A write that would grow the total past it is refused with [`KvError::StoreFull`].
+    pub max_bytes: u64,
 }
 
 impl Default for KvLimits {
@@ -43,6 +49,8 @@ impl Default for KvLimits {
             max_key_bytes: 512,
             max_value_bytes: 1024 * 1024,
             max_list: 1000,
+            max_entries: 1_000_000,
+            max_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -96,6 +104,11 @@ pub enum KvError {
     NotAnInteger,
     #[error("increment would overflow `i64`")]
     Overflow,
+    /// The write would take the store past [`KvLimits::max_entries`] or
+    /// [`KvLimits::max_bytes`]. Nothing was written; deleting entries (or letting them
+    /// expire) makes room.
+    #[error("kv store `{store}` is full: the write would pass its limit of {limit}")]
+    StoreFull { store: Arc<str>, limit: String },
     /// The backend failed (I/O, connection, timeout). The message names the store; at
     /// [`KvStore::open`] of a Redis store it also names the URL with its password redacted.
     #[error("{0}")]
@@ -157,11 +170,11 @@ impl KvStore {
         let name: Arc<str> = Arc::from(name);
         let backend = match config {
             KvBackendConfig::Embedded { dir } => {
-                Backend::Embedded(Embedded::open(name.clone(), dir).await?)
+                Backend::Embedded(Embedded::open(name.clone(), dir, limits).await?)
             }
             KvBackendConfig::Redis { url, prefix } => {
                 let prefix = prefix.unwrap_or_else(|| default_redis_prefix(&name));
-                Backend::Redis(RedisStore::open(name.clone(), &url, prefix).await?)
+                Backend::Redis(RedisStore::open(name.clone(), &url, prefix, limits).await?)
             }
         };
         Ok(Self {
@@ -281,6 +294,11 @@ impl KvStore {
     }
 }
 
+/// How a [`KvError::StoreFull`] names an entry limit.
+fn entries_limit(n: u64) -> String {
+    format!("{n} {}", if n == 1 { "entry" } else { "entries" })
+}
+
 /// Store names become file names and Redis prefixes, so they are kept to a safe alphabet (no
 /// `/`, `.`, or glob characters).
 fn valid_store_name(name: &str) -> bool {
@@ -330,6 +348,11 @@ const DATA: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("kv");
 /// (expiry in unix ms, key) -> (), for every entry with a TTL: lets a write find what has
 /// expired without scanning the store.
 const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("kv_expiry");
+/// `"entries"` and `"bytes"` -> the store's totals, updated by every write transaction that
+/// adds or removes an entry, so the limits cost no scan.
+const META: TableDefinition<&str, u64> = TableDefinition::new("kv_meta");
+const META_ENTRIES: &str = "entries";
+const META_BYTES: &str = "bytes";
 
 /// How many expired entries each write transaction purges, besides its own work. Entries are
 /// removed lazily: reads treat an expired entry as absent, and every write (set, delete,
@@ -339,12 +362,16 @@ const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("kv_expiry
 const SWEEP_BATCH: usize = 64;
 /// Most expired keys one `list_keys` purges (the sweep does the rest over time).
 const LIST_PURGE_MAX: usize = 1024;
+/// Most expired entries a write purges before it is refused for a full store: enough that a
+/// store kept full by short-lived entries makes room, small enough to bound the transaction.
+const FULL_SWEEP_MAX: usize = 4096;
 /// redb's page cache per store. Its default (1 GiB) is meant for one big database per
 /// process; kv stores are many and small.
 const CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 struct Embedded {
     name: Arc<str>,
+    limits: KvLimits,
     db: Arc<redb::Database>,
     /// redb allows one write transaction at a time and blocks the others in `begin_write`.
     /// Queuing writers here instead keeps them off the blocking thread pool while they wait.
@@ -356,6 +383,21 @@ struct Tables<'t> {
     data: Table<'t, &'static str, (u64, &'static [u8])>,
     expiry: Table<'t, (u64, &'static str), ()>,
     now: u64,
+    /// The store's totals as of this transaction, kept by [`Tables::put`] and
+    /// [`Tables::remove`] and written back to [`META`] at commit.
+    usage: Usage,
+}
+
+/// How much a store holds: its entries (live or expired but not yet purged) and their bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Usage {
+    entries: u64,
+    bytes: u64,
+}
+
+/// What an entry counts against [`KvLimits::max_bytes`].
+fn entry_bytes(key: &str, value_len: usize) -> u64 {
+    u64::try_from(key.len() + value_len).unwrap_or(u64::MAX)
 }
 
 fn is_expired(expires: u64, now: u64) -> bool {
@@ -382,8 +424,15 @@ impl Tables<'_> {
             .data
             .insert(key, (expires, value))
             .map_err(db_err)?
-            .map(|g| g.value().0);
-        if let Some(old) = old
+            .map(|g| (g.value().0, g.value().1.len()));
+        match old {
+            Some((_, len)) => {
+                self.usage.bytes = self.usage.bytes.saturating_sub(entry_bytes(key, len))
+            }
+            None => self.usage.entries += 1,
+        }
+        self.usage.bytes += entry_bytes(key, value.len());
+        if let Some((old, _)) = old
             && old != 0
         {
             self.expiry.remove((old, key)).map_err(db_err)?;
@@ -396,13 +445,21 @@ impl Tables<'_> {
 
     /// Remove `key` and its expiry-index entry; the expiry it had, if it was present.
     fn remove(&mut self, key: &str) -> Result<Option<u64>, KvError> {
-        let old = self.data.remove(key).map_err(db_err)?.map(|g| g.value().0);
-        if let Some(old) = old
-            && old != 0
-        {
+        let old = self
+            .data
+            .remove(key)
+            .map_err(db_err)?
+            .map(|g| (g.value().0, g.value().1.len()));
+        let Some((old, len)) = old else {
+            return Ok(None);
+        };
+        // Saturating: totals are only ever as wrong as a damaged file makes them.
+        self.usage.entries = self.usage.entries.saturating_sub(1);
+        self.usage.bytes = self.usage.bytes.saturating_sub(entry_bytes(key, len));
+        if old != 0 {
             self.expiry.remove((old, key)).map_err(db_err)?;
         }
-        Ok(old)
+        Ok(Some(old))
     }
 
     /// Purge up to `limit` of the entries that expired first.
@@ -441,7 +498,7 @@ impl Tables<'_> {
 }
 
 impl Embedded {
-    async fn open(name: Arc<str>, dir: PathBuf) -> Result<Self, KvError> {
+    async fn open(name: Arc<str>, dir: PathBuf, limits: KvLimits) -> Result<Self, KvError> {
         let path = dir.join(format!("{name}.redb"));
         let opened = {
             let path = path.clone();
@@ -453,6 +510,7 @@ impl Embedded {
         })??;
         Ok(Self {
             name,
+            limits,
             db: Arc::new(db),
             write_lock: Arc::new(tokio::sync::Mutex::new(())),
         })
@@ -487,6 +545,12 @@ impl Embedded {
     /// Run `f` in a short write transaction that also sweeps expired entries, and commit it
     /// unless `f` fails (then nothing it did is kept).
     ///
+    /// Limits: if `f` grew the store's entries or bytes past [`KvLimits::max_entries`] or
+    /// [`KvLimits::max_bytes`], up to [`FULL_SWEEP_MAX`] more expired entries are purged, and if
+    /// the store is still past the limit the transaction is dropped and the write refused with
+    /// [`KvError::StoreFull`]. A write that does not grow the store (a delete, a smaller value)
+    /// always passes, so a store over a newly lowered limit can still be emptied.
+    ///
     /// Durability: redb's default, [`redb::Durability::Immediate`], which fsyncs every commit.
     /// A guest that was told "stored" may tell its user so, and an acknowledged write lost to
     /// a power cut would be a silent bug; an fsync per write (about a millisecond on an SSD)
@@ -499,17 +563,45 @@ impl Embedded {
         // lock while its transaction is still running.
         let guard = self.write_lock.clone().lock_owned().await;
         let db = self.db.clone();
+        let (name, limits) = (self.name.clone(), self.limits);
         let run = move || {
             let _guard = guard;
             let txn = db.begin_write().map_err(db_err)?;
             let out = {
+                let mut meta = txn.open_table(META).map_err(db_err)?;
+                let stored = read_usage(&meta)?;
                 let mut tables = Tables {
                     data: txn.open_table(DATA).map_err(db_err)?,
                     expiry: txn.open_table(EXPIRY).map_err(db_err)?,
                     now: now_millis(),
+                    usage: stored,
                 };
                 tables.sweep(SWEEP_BATCH)?;
-                f(&mut tables)?
+                let before = tables.usage;
+                let out = f(&mut tables)?;
+                let grew = |t: &Tables<'_>| {
+                    let u = t.usage;
+                    if u.entries > before.entries && u.entries > limits.max_entries {
+                        Some(entries_limit(limits.max_entries))
+                    } else if u.bytes > before.bytes && u.bytes > limits.max_bytes {
+                        Some(format!("{} bytes", limits.max_bytes))
+                    } else {
+                        None
+                    }
+                };
+                if grew(&tables).is_some() {
+                    tables.sweep(FULL_SWEEP_MAX)?;
+                    if let Some(limit) = grew(&tables) {
+                        return Err(KvError::StoreFull { store: name, limit });
+                    }
+                }
+                if tables.usage != stored {
+                    meta.insert(META_ENTRIES, tables.usage.entries)
+                        .map_err(db_err)?;
+                    meta.insert(META_BYTES, tables.usage.bytes)
+                        .map_err(db_err)?;
+                }
+                out
             };
             txn.commit().map_err(db_err)?;
             Ok(out)
@@ -633,6 +725,17 @@ impl Embedded {
     }
 }
 
+/// The totals kept in [`META`] (zero for a new store).
+fn read_usage(meta: &impl redb::ReadableTable<&'static str, u64>) -> Result<Usage, KvError> {
+    let get = |k: &str| -> Result<u64, KvError> {
+        Ok(meta.get(k).map_err(db_err)?.map_or(0, |g| g.value()))
+    };
+    Ok(Usage {
+        entries: get(META_ENTRIES)?,
+        bytes: get(META_BYTES)?,
+    })
+}
+
 /// Create `dir` (0700) if needed, then open or create the database file and its tables.
 fn open_db(dir: &Path, path: &Path) -> Result<redb::Database, KvError> {
     let open_err = |p: &Path, message: String| KvError::Open {
@@ -681,9 +784,28 @@ fn open_db(dir: &Path, path: &Path) -> Result<redb::Database, KvError> {
         .map_err(|e| open_err(path, db_err(e).to_string()))?;
     txn.open_table(EXPIRY)
         .map_err(|e| open_err(path, db_err(e).to_string()))?;
+    count_if_uncounted(&txn).map_err(|e| open_err(path, e.to_string()))?;
     txn.commit()
         .map_err(|e| open_err(path, db_err(e).to_string()))?;
     Ok(db)
+}
+
+/// Fill in [`META`] for a store written before its totals were kept: one scan, once.
+fn count_if_uncounted(txn: &redb::WriteTransaction) -> Result<(), KvError> {
+    let mut meta = txn.open_table(META).map_err(db_err)?;
+    if meta.get(META_ENTRIES).map_err(db_err)?.is_some() {
+        return Ok(());
+    }
+    let data = txn.open_table(DATA).map_err(db_err)?;
+    let mut usage = Usage::default();
+    for entry in data.iter().map_err(db_err)? {
+        let (k, v) = entry.map_err(db_err)?;
+        usage.entries += 1;
+        usage.bytes += entry_bytes(k.value(), v.value().1.len());
+    }
+    meta.insert(META_ENTRIES, usage.entries).map_err(db_err)?;
+    meta.insert(META_BYTES, usage.bytes).map_err(db_err)?;
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -709,15 +831,25 @@ const REDIS_RETRY_MAX_DELAY: Duration = Duration::from_millis(500);
 
 struct RedisStore {
     name: Arc<str>,
+    limits: KvLimits,
     conn: ConnectionManager,
     prefix: String,
+    /// `<prefix>\xffindex` and `<prefix>\xffsizes`: the keys of [`RedisScripts`]' books.
+    /// A guest's key is UTF-8, so no key of the store can be either.
+    index: Vec<u8>,
+    sizes: Vec<u8>,
     /// The URL's password, raw and percent-decoded, scrubbed from every error message in case
     /// the client ever echoes it.
     secrets: Vec<String>,
 }
 
 impl RedisStore {
-    async fn open(name: Arc<str>, url: &str, prefix: String) -> Result<Self, KvError> {
+    async fn open(
+        name: Arc<str>,
+        url: &str,
+        prefix: String,
+        limits: KvLimits,
+    ) -> Result<Self, KvError> {
         let shown = redact_url(url);
         let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
         match scheme.as_deref() {
@@ -765,9 +897,13 @@ impl RedisStore {
                 )));
             }
         };
+        let book = |suffix: &[u8]| [prefix.as_bytes(), b"\xff", suffix].concat();
         Ok(Self {
             name,
+            limits,
             conn,
+            index: book(b"index"),
+            sizes: book(b"sizes"),
             prefix,
             secrets,
         })
@@ -800,37 +936,104 @@ impl RedisStore {
         Ok(n > 0)
     }
 
-    async fn set(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<(), KvError> {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(self.key(key)).arg(value);
-        if let Some(ms) = ttl_ms {
-            cmd.arg("PX").arg(ms);
+    /// Run one of [`RedisScripts`] on `key` with `args` after the common ones. Its reply is
+    /// a status word and a detail: `ok` and a value, `full` and the limit that refused the
+    /// write, or `err` and Redis's message.
+    async fn script(
+        &self,
+        script: &redis::Script,
+        key: &str,
+        args: &[&[u8]],
+    ) -> Result<(String, Option<Vec<u8>>), KvError> {
+        let mut call = script.key(self.key(key));
+        call.key(self.index.as_slice())
+            .key(self.sizes.as_slice())
+            .arg(key)
+            .arg(self.limits.max_entries)
+            .arg(self.limits.max_bytes);
+        for arg in args {
+            call.arg(*arg);
         }
-        self.query(&cmd).await
+        let mut conn = self.conn.clone();
+        let mut reply: Vec<Vec<u8>> = call
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| self.err(e))?;
+        let detail = (reply.len() > 1).then(|| reply.swap_remove(1));
+        let status = reply.into_iter().next().unwrap_or_default();
+        Ok((String::from_utf8_lossy(&status).into_owned(), detail))
+    }
+
+    /// The error for a `full` reply naming `entries` or `bytes`.
+    fn full(&self, which: Option<&[u8]>) -> KvError {
+        let limit = if which == Some(b"entries") {
+            entries_limit(self.limits.max_entries)
+        } else {
+            format!("{} bytes", self.limits.max_bytes)
+        };
+        KvError::StoreFull {
+            store: self.name.clone(),
+            limit,
+        }
+    }
+
+    fn unexpected(&self, status: &str) -> KvError {
+        KvError::Backend(format!(
+            "kv store `{}`: redis: unexpected script reply `{}`",
+            self.name,
+            crate::text::log_safe(status)
+        ))
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<(), KvError> {
+        let ttl = ttl_ms.map(|ms| ms.to_string()).unwrap_or_default();
+        let scripts = RedisScripts::get();
+        match self
+            .script(&scripts.set, key, &[value, ttl.as_bytes()])
+            .await?
+        {
+            (s, _) if s == "ok" => Ok(()),
+            (s, which) if s == "full" => Err(self.full(which.as_deref())),
+            (s, _) => Err(self.unexpected(&s)),
+        }
     }
 
     async fn delete(&self, key: &str) -> Result<bool, KvError> {
-        let n: i64 = self.query(redis::cmd("DEL").arg(self.key(key))).await?;
-        Ok(n > 0)
+        match self.script(&RedisScripts::get().delete, key, &[]).await? {
+            (s, n) if s == "ok" => Ok(n.as_deref() == Some(b"1")),
+            (s, _) => Err(self.unexpected(&s)),
+        }
     }
 
     async fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
-        let mut conn = self.conn.clone();
-        redis::cmd("INCRBY")
-            .arg(self.key(key))
-            .arg(delta)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| {
-                let detail = e.detail().unwrap_or_default();
-                if detail.contains("not an integer") {
-                    KvError::NotAnInteger
-                } else if detail.contains("overflow") {
-                    KvError::Overflow
+        let delta = delta.to_string();
+        let scripts = RedisScripts::get();
+        match self
+            .script(&scripts.increment, key, &[delta.as_bytes()])
+            .await?
+        {
+            (s, value) if s == "ok" => value
+                .as_deref()
+                .and_then(parse_counter)
+                .ok_or_else(|| self.unexpected("ok without a counter")),
+            (s, which) if s == "full" => Err(self.full(which.as_deref())),
+            (s, message) if s == "err" => {
+                let message =
+                    String::from_utf8_lossy(message.as_deref().unwrap_or_default()).into_owned();
+                if message.contains("not an integer") {
+                    Err(KvError::NotAnInteger)
+                } else if message.contains("overflow") {
+                    Err(KvError::Overflow)
                 } else {
-                    self.err(e)
+                    Err(KvError::Backend(format!(
+                        "kv store `{}`: redis: {}",
+                        self.name,
+                        scrub(&self.secrets, message)
+                    )))
                 }
-            })
+            }
+            (s, _) => Err(self.unexpected(&s)),
+        }
     }
 
     /// `SCAN MATCH` over the namespaced prefix (glob characters escaped). `SCAN` returns keys
@@ -878,6 +1081,126 @@ impl RedisStore {
             self.name,
             SCAN_MAX_CALLS * SCAN_COUNT
         )))
+    }
+}
+
+/// The Lua scripts through which a Redis store writes, so that it can keep its limits: each
+/// write and its bookkeeping are one atomic step on the server, whichever host sends it.
+///
+/// The books, beside the data (`KEYS[2]`, `KEYS[3]`): a sorted set of the store's keys scored
+/// by expiry in unix ms (`+inf` for none), whose size is the entry count; and a hash of each
+/// key's size (key length + value length) plus a field `\xff` holding the total. Every write
+/// first forgets up to 64 keys whose expiry has passed (Redis has already dropped their data),
+/// and forgets its own key if Redis no longer has it (evicted, or deleted by something else).
+/// A write that would grow the store past a limit forgets up to 4096 expired keys, checks
+/// again, and is refused (writing nothing) if it still would.
+///
+/// Time is Redis's own (`TIME`), the clock its `PX` expiries use, so every host agrees.
+/// Reads (`GET`, `EXISTS`, `SCAN`) need no books and stay plain commands.
+struct RedisScripts {
+    set: redis::Script,
+    delete: redis::Script,
+    increment: redis::Script,
+}
+
+/// The part every script starts with. `KEYS`: the entry, the index, the sizes. `ARGV`: the
+/// key as the guest named it, the entry limit, the byte limit, then the script's own.
+const LUA_BOOKS: &str = r#"
+local entry, index, sizes = KEYS[1], KEYS[2], KEYS[3]
+local key, max_entries, max_bytes = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local TOTAL = '\255'
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+-- Integers as Redis parses them (never `-0` or an exponent).
+local function int(n) if n == 0 then return '0' end return string.format('%.0f', n) end
+local function forget(k)
+  local size = redis.call('HGET', sizes, k)
+  if size then
+    redis.call('HDEL', sizes, k)
+    redis.call('HINCRBY', sizes, TOTAL, int(-tonumber(size)))
+  end
+  redis.call('ZREM', index, k)
+end
+local function sweep(limit)
+  local due = redis.call('ZRANGEBYSCORE', index, '-inf', int(now), 'LIMIT', 0, limit)
+  for _, k in ipairs(due) do forget(k) end
+end
+-- Which limit a write taking this key from `old` bytes (nil: a new entry) to `new` passes.
+local function passes(old, new)
+  local entries = redis.call('ZCARD', index)
+  local bytes = tonumber(redis.call('HGET', sizes, TOTAL) or '0')
+  if not old and entries + 1 > max_entries then return 'entries' end
+  if new > (old or 0) and bytes - (old or 0) + new > max_bytes then return 'bytes' end
+  return false
+end
+local function full(old, new)
+  if not passes(old, new) then return false end
+  sweep(4096)
+  return passes(old, new)
+end
+local function record(old, new, score)
+  if score then redis.call('ZADD', index, score, key) end
+  redis.call('HSET', sizes, key, int(new))
+  redis.call('HINCRBY', sizes, TOTAL, int(new - (old or 0)))
+end
+sweep(64)
+if redis.call('EXISTS', entry) == 0 then forget(key) end
+local old = redis.call('HGET', sizes, key)
+old = old and tonumber(old)
+"#;
+
+/// `ARGV[4]` the value, `ARGV[5]` the TTL in ms or empty.
+const LUA_SET: &str = r#"
+local value, ttl = ARGV[4], ARGV[5]
+local new = #key + #value
+local why = full(old, new)
+if why then return {'full', why} end
+if ttl == '' then
+  redis.call('SET', entry, value)
+  record(old, new, '+inf')
+else
+  redis.call('SET', entry, value, 'PX', ttl)
+  record(old, new, int(now + tonumber(ttl)))
+end
+return {'ok'}
+"#;
+
+const LUA_DELETE: &str = r#"
+local n = redis.call('DEL', entry)
+forget(key)
+return {'ok', tostring(n)}
+"#;
+
+/// `ARGV[4]` the delta. The counter comes back as a string: Lua's numbers are doubles.
+const LUA_INCREMENT: &str = r#"
+local before = redis.call('GET', entry)
+local r = redis.pcall('INCRBY', entry, ARGV[4])
+if type(r) == 'table' and r.err then return {'err', r.err} end
+local value = redis.call('GET', entry)
+local new = #key + #value
+local why = full(old, new)
+if why then
+  if before then redis.call('SET', entry, before, 'KEEPTTL') else redis.call('DEL', entry) end
+  return {'full', why}
+end
+local score = nil
+if not old then
+  local pttl = redis.call('PTTL', entry)
+  score = pttl > 0 and int(now + pttl) or '+inf'
+end
+record(old, new, score)
+return {'ok', value}
+"#;
+
+impl RedisScripts {
+    fn get() -> &'static Self {
+        static SCRIPTS: std::sync::LazyLock<RedisScripts> =
+            std::sync::LazyLock::new(|| RedisScripts {
+                set: redis::Script::new(&format!("{LUA_BOOKS}{LUA_SET}")),
+                delete: redis::Script::new(&format!("{LUA_BOOKS}{LUA_DELETE}")),
+                increment: redis::Script::new(&format!("{LUA_BOOKS}{LUA_INCREMENT}")),
+            });
+        &SCRIPTS
     }
 }
 
@@ -982,7 +1305,69 @@ mod tests {
             max_key_bytes: 32,
             max_value_bytes: 1024,
             max_list: 5,
+            max_entries: 10_000,
+            max_bytes: 1024 * 1024,
         }
+    }
+
+    /// Limits small enough to reach: 3 entries, 40 bytes.
+    fn small() -> KvLimits {
+        KvLimits {
+            max_entries: 3,
+            max_bytes: 40,
+            ..limits()
+        }
+    }
+
+    fn is_full(result: Result<impl fmt::Debug, KvError>, what: &str) {
+        match result {
+            Err(e @ KvError::StoreFull { .. }) => {
+                let message = e.to_string();
+                assert!(message.contains("is full"), "{message}");
+                assert!(message.contains(what), "{message} should name {what}");
+            }
+            other => panic!("expected a full store ({what}), got {other:?}"),
+        }
+    }
+
+    /// How both backends keep [`small`] limits. `store` must be empty.
+    async fn limits_behaviour(store: &KvStore) {
+        let five = b"12345";
+        for k in ["a", "b", "c"] {
+            store.set(k, five, None).await.unwrap();
+        }
+        // A fourth entry is refused and nothing is written; so is a new counter.
+        is_full(store.set("d", b"x", None).await, "3 entries");
+        assert_eq!(store.get("d").await.unwrap(), None);
+        is_full(store.increment("d", 1).await, "3 entries");
+        assert_eq!(store.get("d").await.unwrap(), None);
+        // Overwriting an entry adds none.
+        store.set("a", b"1234567890", None).await.unwrap();
+        assert!(store.delete("c").await.unwrap());
+        store.set("d", b"x", None).await.unwrap();
+        assert!(store.delete("d").await.unwrap());
+        // Bytes: a (11) + b (6) = 17; e with 30 bytes would make 48.
+        let thirty = [b'v'; 30];
+        is_full(store.set("e", &thirty, None).await, "40 bytes");
+        assert_eq!(store.get("e").await.unwrap(), None);
+        store.set("e", &thirty[..20], None).await.unwrap();
+        store.set("e", b"", None).await.unwrap();
+        // A counter that would grow past the bytes is refused and keeps its value.
+        assert!(store.delete("b").await.unwrap());
+        assert_eq!(store.increment("n", 9).await.unwrap(), 9);
+        store.set("a", &[b'a'; 36], None).await.unwrap(); // 37 + 1 + 2 = 40
+        is_full(store.increment("n", 1).await, "40 bytes");
+        assert_eq!(store.get("n").await.unwrap().as_deref(), Some(&b"9"[..]));
+        assert_eq!(store.increment("n", -1).await.unwrap(), 8);
+        is_full(store.set("a", &[b'a'; 37], None).await, "40 bytes");
+        store.set("a", b"a", None).await.unwrap();
+        // Expired entries make room.
+        assert!(store.delete("e").await.unwrap());
+        store.set("t", b"x", Some(SHORT_TTL)).await.unwrap();
+        is_full(store.set("z", b"x", None).await, "3 entries");
+        sleep_ms(SHORT_TTL_MS + 200).await;
+        store.set("z", b"x", None).await.unwrap();
+        assert_eq!(store.list_keys("").await.unwrap(), ["a", "n", "z"]);
     }
 
     async fn embedded(dir: &Path, name: &str) -> Result<KvStore, KvError> {
@@ -1192,6 +1577,67 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = embedded(dir.path(), "main").await.unwrap();
         behaviour(&store).await;
+    }
+
+    fn embedded_usage(store: &KvStore) -> Usage {
+        let Backend::Embedded(e) = &store.backend else {
+            unreachable!()
+        };
+        let txn = e.db.begin_read().unwrap();
+        read_usage(&txn.open_table(META).unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn embedded_limits_hold_and_their_totals_persist() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = || KvBackendConfig::Embedded {
+            dir: dir.path().to_owned(),
+        };
+        let store = KvStore::open("small", config(), small()).await.unwrap();
+        limits_behaviour(&store).await;
+        // a (2) + n (2) + z (2).
+        let expected = Usage {
+            entries: 3,
+            bytes: 6,
+        };
+        assert_eq!(embedded_usage(&store), expected);
+        store.close().await.unwrap();
+
+        // The totals survive a restart, and a store written before they were kept is counted
+        // once when it is opened.
+        let store = KvStore::open("small", config(), small()).await.unwrap();
+        assert_eq!(embedded_usage(&store), expected);
+        is_full(store.set("new", b"x", None).await, "3 entries");
+        let Backend::Embedded(e) = &store.backend else {
+            unreachable!()
+        };
+        let txn = e.db.begin_write().unwrap();
+        txn.delete_table(META).unwrap();
+        txn.commit().unwrap();
+        store.close().await.unwrap();
+        let store = KvStore::open("small", config(), small()).await.unwrap();
+        assert_eq!(embedded_usage(&store), expected);
+
+        // A limit lowered below what the store holds refuses growth but allows shrinking.
+        store.close().await.unwrap();
+        let tighter = KvLimits {
+            max_entries: 1,
+            max_bytes: 4,
+            ..small()
+        };
+        let store = KvStore::open("small", config(), tighter).await.unwrap();
+        is_full(store.set("a", b"longer", None).await, "4 bytes");
+        store.set("a", b"", None).await.unwrap();
+        assert!(store.delete("n").await.unwrap());
+        is_full(store.set("n", b"1", None).await, "limit of 1 entry");
+        assert!(store.delete("z").await.unwrap());
+        assert_eq!(
+            embedded_usage(&store),
+            Usage {
+                entries: 1,
+                bytes: 1
+            }
+        );
     }
 
     #[tokio::test]
@@ -1511,6 +1957,50 @@ mod tests {
         }
         let expected: Vec<String> = (0..50).map(|i| format!("k{i:05}")).collect();
         assert_eq!(big.list_keys("k").await.unwrap(), expected);
+    }
+
+    /// The limits hold for several hosts sharing one store, whose books live in Redis beside
+    /// the data and never show up as keys.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_limits_hold_across_hosts() {
+        let server = RedisServer::start();
+        let config = || KvBackendConfig::Redis {
+            url: server.url(),
+            prefix: None,
+        };
+        let store = KvStore::open("small", config(), small()).await.unwrap();
+        limits_behaviour(&store).await;
+        let other = KvStore::open("small", config(), small()).await.unwrap();
+        is_full(other.set("new", b"x", None).await, "3 entries");
+        assert!(store.delete("z").await.unwrap());
+        other.set("new", b"x", None).await.unwrap();
+        is_full(store.set("z", b"x", None).await, "3 entries");
+        assert_eq!(other.list_keys("").await.unwrap(), ["a", "n", "new"]);
+
+        // A key Redis dropped by itself (evicted, or deleted by another tool) is forgotten
+        // when it is next written, and stops counting.
+        let raw = redis::Client::open(server.url()).unwrap();
+        let mut conn = raw.get_multiplexed_async_connection().await.unwrap();
+        redis::cmd("DEL")
+            .arg("flagon:small:new")
+            .query_async::<()>(&mut conn)
+            .await
+            .unwrap();
+        store.set("new", b"y", None).await.unwrap();
+        let books: i64 = redis::cmd("ZCARD")
+            .arg(&b"flagon:small:\xffindex"[..])
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(books, 3);
+        let total: Option<i64> = redis::cmd("HGET")
+            .arg(&b"flagon:small:\xffsizes"[..])
+            .arg(&b"\xff"[..])
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        // a (2) + n (2) + new (4).
+        assert_eq!(total, Some(8));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

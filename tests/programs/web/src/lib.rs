@@ -119,6 +119,15 @@ impl Handler for Web {
                     store.get_string(&q("key"))?
                 )))
             }
+            // Stores `v` under `key`; a refusal (a full store) is a 507 with its message.
+            Some("kv-put") => match kv::store("counter").set(&q("key"), q("v")) {
+                Ok(()) => Ok(Response::text("stored")),
+                Err(e) => Ok(Response::text(e.message().to_string()).with_status(507)),
+            },
+            Some("kv-delete") => Ok(Response::text(format!(
+                "{}",
+                kv::store("counter").delete(&q("key"))?
+            ))),
             Some("empty-404") => Ok(Response::status(404)),
             Some("cookie") => Ok(Response::text(format!(
                 "theme={}",
