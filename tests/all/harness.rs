@@ -229,6 +229,11 @@ pub async fn send(addr: SocketAddr, req: Req) -> Reply {
     }
 }
 
+/// [`send`], or `None` if the connection failed (for tests that kill the server mid-run).
+pub async fn try_send(addr: SocketAddr, req: Req) -> Option<Reply> {
+    tokio::spawn(send(addr, req)).await.ok()
+}
+
 /// The path of a guest test program, as a TOML string.
 pub fn program(path: &str) -> String {
     format!("{path:?}")

@@ -9,7 +9,9 @@ mod harness;
 mod hostile;
 mod layout;
 mod limits;
+mod plugins;
 mod routing;
+mod sql;
 mod web;
 
 use flagon_test_artifacts as programs;
@@ -27,6 +29,8 @@ mod program_tests {
     pub(crate) use crate::grants as netprobe;
     pub(crate) use crate::hostile;
     pub(crate) use crate::routing as hello;
+    pub(crate) use crate::sql as db;
+    pub(crate) use crate::sql as bad_adapter;
     pub(crate) use crate::web;
 }
 

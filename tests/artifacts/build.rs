@@ -24,39 +24,28 @@ fn main() {
 
     ensure_target();
 
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.arg("build")
-        .arg("--release")
-        .arg("--locked")
-        .arg("--target")
-        .arg(TARGET)
-        .arg("--manifest-path")
-        .arg(programs.join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(&target_dir);
-    // The outer build's flags and settings are for the host; the nested build must not inherit
-    // them (RUSTFLAGS for x86_64, a target dir that is locked by the outer cargo, and so on).
-    for (key, _) in env::vars_os() {
-        let key = key.to_string_lossy();
-        if key.starts_with("CARGO_ENCODED_RUSTFLAGS")
-            || key == "RUSTFLAGS"
-            || key == "CARGO_TARGET_DIR"
-            || key == "CARGO_BUILD_TARGET"
-            || key.starts_with("CARGO_PROFILE_")
-            || key == "RUSTC_WORKSPACE_WRAPPER"
-            || key == "CARGO_LLVM_COV"
-        {
-            cmd.env_remove(key.as_ref());
-        }
-    }
-    let status = cmd
+    let status = nested_build(&programs, &target_dir)
         .status()
         .expect("failed to run the nested `cargo build` of tests/programs");
     assert!(
         status.success(),
         "building the guest test programs failed; run `cargo build --release --target {TARGET} \
          --manifest-path tests/programs/Cargo.toml` to see why"
+    );
+
+    // The first-party plugins, from source. Run in `plugins/` so that its `.cargo/config.toml`
+    // (the C compiler for SQLite) applies.
+    let plugins = repo.join("plugins");
+    let plugin_target = out_dir.join("plugins-target");
+    let status = nested_build(&plugins, &plugin_target)
+        .current_dir(&plugins)
+        .status()
+        .expect("failed to run the nested `cargo build` of plugins");
+    assert!(
+        status.success(),
+        "building the plugins failed; they need Debian's `clang-19`, `llvm-19` and `wasi-libc` \
+         (`bash tests/run` installs them); run `cd plugins && cargo build --release --target \
+         {TARGET}` to see why"
     );
 
     let wasm_dir = target_dir.join(TARGET).join("release");
@@ -86,7 +75,24 @@ fn main() {
             .map(|n| format!("        $mac!({n});\n"))
             .collect::<String>()
     );
+    let plugin_dir = plugin_target.join(TARGET).join("release");
+    let sqlite = plugin_dir.join("flagon_sqlite.wasm");
+    assert!(
+        sqlite.exists(),
+        "expected {} after the build",
+        sqlite.display()
+    );
+    let _ = writeln!(
+        generated,
+        "/// `plugins/sqlite` built from source in this build.\n\
+         pub const PLUGIN_SQLITE: &str = {:?};",
+        sqlite.display().to_string()
+    );
+    rerun_for_dep_info(&plugin_dir.join("flagon_sqlite.d"));
     fs::write(out_dir.join("programs.rs"), generated).unwrap();
+    for f in ["Cargo.toml", "Cargo.lock", ".cargo/config.toml"] {
+        println!("cargo:rerun-if-changed={}", plugins.join(f).display());
+    }
 
     println!(
         "cargo:rerun-if-changed={}",
@@ -101,6 +107,38 @@ fn main() {
         "cargo:rerun-if-changed={}",
         repo.join("sdk/rust/Cargo.toml").display()
     );
+}
+
+/// `cargo build --release --locked --target wasm32-wasip2` of the workspace at `workspace`
+/// into `target_dir`.
+fn nested_build(workspace: &Path, target_dir: &Path) -> Command {
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.arg("build")
+        .arg("--release")
+        .arg("--locked")
+        .arg("--target")
+        .arg(TARGET)
+        .arg("--manifest-path")
+        .arg(workspace.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(target_dir);
+    // The outer build's flags and settings are for the host; the nested build must not inherit
+    // them (RUSTFLAGS for x86_64, a target dir that is locked by the outer cargo, and so on).
+    for (key, _) in env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_ENCODED_RUSTFLAGS")
+            || key == "RUSTFLAGS"
+            || key == "CARGO_TARGET_DIR"
+            || key == "CARGO_BUILD_TARGET"
+            || key.starts_with("CARGO_PROFILE_")
+            || key == "RUSTC_WORKSPACE_WRAPPER"
+            || key == "CARGO_LLVM_COV"
+        {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+    cmd
 }
 
 /// The `wasm32-wasip2` standard library must be installed; try rustup once, else say what to run.

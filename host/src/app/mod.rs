@@ -75,7 +75,10 @@ impl App {
     pub async fn load(manifest: &Manifest, options: &LoadOptions) -> Result<Self> {
         let variables = manifest.resolve_variables(options.env_lookup()?)?;
         let engine = FlagonEngine::new(&EngineSettings {
-            max_instances: manifest.server.max_instances,
+            max_instances: manifest
+                .server
+                .max_instances
+                .saturating_add(manifest.adapter_instances()),
             max_memory: manifest.max_component_memory(),
         })?;
         let mut linker = Linker::<HostState>::new(&engine.engine);
@@ -94,6 +97,8 @@ impl App {
             manifest,
             variables: &variables,
             web: &web,
+            engine: &engine.engine,
+            cache_dir: cache_dir.as_deref(),
         })
         .await?;
         let mut components = Vec::with_capacity(manifest.components.len());

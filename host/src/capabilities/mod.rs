@@ -24,6 +24,7 @@ pub mod kv;
 pub mod log;
 pub mod outbound;
 pub mod session;
+pub mod sql;
 pub mod templates;
 pub mod types;
 pub mod wasi;
@@ -53,6 +54,10 @@ pub struct AppSetup<'a> {
     pub variables: &'a BTreeMap<String, Variable>,
     /// The web layer, already loaded (templates, session settings).
     pub web: &'a Arc<Web>,
+    /// The engine, for capabilities that run components of their own (DB adapters).
+    pub engine: &'a Engine,
+    /// Where compiled components are cached, if anywhere.
+    pub cache_dir: Option<&'a std::path::Path>,
 }
 
 /// What a capability sees of one component when it is configured.
@@ -485,6 +490,7 @@ registry! {
     session: session::SessionCap,
     kv: kv::Kv,
     outbound: outbound::Outbound,
+    sql: sql::Sql,
     wasi: wasi::Wasi,
     types: types::Types,
 }

@@ -78,6 +78,32 @@ impl Capability for Wasi {
     }
 
     fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+        link_baseline(linker)
+    }
+
+    async fn setup(_: &AppSetup<'_>) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn configure(_: &(), c: &ComponentSetup<'_>) -> anyhow::Result<Self::Component> {
+        // The manifest checked that every granted directory exists.
+        let files = c.section.grants.files.iter();
+        Ok(files
+            .map(|(guest, g)| (c.manifest.resolve(g.path()), guest.clone(), g.writable()))
+            .collect())
+    }
+
+    fn prepare(_: &Self::Component) -> Option<WasiCtx> {
+        None
+    }
+}
+
+/// Link the WASI baseline ([`Wasi::INTERFACES`]) for any store whose data is a [`WasiView`]:
+/// handlers, and DB adapters (whose context preopens only their data directory).
+pub fn link_baseline<T: WasiView + wasmtime_wasi_io::IoView + 'static>(
+    linker: &mut Linker<T>,
+) -> wasmtime::Result<()> {
+    {
         wasmtime_wasi_io::add_to_linker_async(linker)?;
         let l = linker;
         wasi::clocks::wall_clock::add_to_linker::<_, WasiClocks>(l, |t| t.clocks())?;
@@ -98,22 +124,6 @@ impl Capability for Wasi {
         wasi::filesystem::types::add_to_linker::<_, WasiFilesystem>(l, |t| t.filesystem())?;
         wasi::filesystem::preopens::add_to_linker::<_, WasiFilesystem>(l, |t| t.filesystem())?;
         Ok(())
-    }
-
-    async fn setup(_: &AppSetup<'_>) -> anyhow::Result<()> {
-        Ok(())
-    }
-
-    fn configure(_: &(), c: &ComponentSetup<'_>) -> anyhow::Result<Self::Component> {
-        // The manifest checked that every granted directory exists.
-        let files = c.section.grants.files.iter();
-        Ok(files
-            .map(|(guest, g)| (c.manifest.resolve(g.path()), guest.clone(), g.writable()))
-            .collect())
-    }
-
-    fn prepare(_: &Self::Component) -> Option<WasiCtx> {
-        None
     }
 }
 

@@ -71,6 +71,9 @@ pub struct Grants {
     /// Names of `[kv.<name>]` stores this component may use through `flagon:app/kv`.
     /// Example: `grants = { kv = ["cache"] }`
     pub kv: Option<Vec<String>>,
+    /// Names of `[databases.<name>]` this component may use through `flagon:app/sql`.
+    /// Example: `grants = { sql = ["main"] }`
+    pub sql: Option<Vec<String>>,
     /// Host directories the guest sees through WASI, read-only unless `write = true`.
     /// Keys are the guest paths. Example: `grants = { files = { "/data" = "./data" } }` or
     /// `files = { "/uploads" = { path = "./uploads", write = true } }`
@@ -204,6 +207,17 @@ impl Manifest {
                         format!("unknown key-value store `{name}`"),
                         format!(
                             "declare it, e.g. `[kv.{name}]` (an embedded store needs no settings)"
+                        ),
+                    ));
+                }
+            }
+            for name in c.grants.sql.iter().flatten() {
+                if !self.databases.contains_key(name) {
+                    return Err(self.invalid(
+                        format!("{key}.grants.sql"),
+                        format!("unknown database `{name}`"),
+                        format!(
+                            "declare it, e.g. `[databases.{name}]` with `adapter = \"sqlite\"`"
                         ),
                     ));
                 }

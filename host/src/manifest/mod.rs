@@ -7,6 +7,7 @@
 
 mod app;
 mod components;
+mod databases;
 mod kv;
 pub mod origin;
 mod routes;
@@ -25,6 +26,7 @@ use serde::Deserialize;
 
 pub use app::AppSection;
 pub use components::{ComponentSection, FileGrant, Grants, Limits, OutboundGrant};
+pub use databases::{AdapterKind, DatabaseSection};
 pub use kv::{KvBackendKind, KvSection};
 pub use routes::RouteSection;
 pub use security::{DEFAULT_CSP, SecuritySection};
@@ -84,6 +86,7 @@ pub struct Manifest {
     /// `[errors]`: status code -> template name.
     pub errors: BTreeMap<u16, String>,
     pub kv: BTreeMap<String, KvSection>,
+    pub databases: BTreeMap<String, DatabaseSection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,6 +113,8 @@ struct RawManifest {
     errors: BTreeMap<String, String>,
     #[serde(default)]
     kv: BTreeMap<Id, KvSection>,
+    #[serde(default)]
+    databases: BTreeMap<Id, DatabaseSection>,
 }
 
 impl Manifest {
@@ -173,6 +178,7 @@ impl Manifest {
             security: raw.security,
             errors,
             kv: raw.kv.into_iter().map(|(k, v)| (k.0, v)).collect(),
+            databases: raw.databases.into_iter().map(|(k, v)| (k.0, v)).collect(),
         };
         manifest.validate()?;
         Ok(manifest)
@@ -201,6 +207,7 @@ impl Manifest {
         self.validate_session()?;
         self.validate_security()?;
         self.validate_kv()?;
+        self.validate_databases()?;
         self.validate_variables()
     }
 
@@ -209,13 +216,20 @@ impl Manifest {
         self.components.values().any(|c| c.grants.session)
     }
 
-    /// The largest `limits.memory` of any component (the engine's per-memory maximum).
+    /// The largest `limits.memory` of any component or database adapter (the engine's
+    /// per-memory maximum).
     pub fn max_component_memory(&self) -> u64 {
-        self.components
-            .values()
-            .map(|c| c.limits.memory.0)
+        let handlers = self.components.values().map(|c| c.limits.memory.0);
+        let adapters = self.databases.values().map(DatabaseSection::memory);
+        handlers
+            .chain(adapters)
             .max()
             .unwrap_or(Limits::default().memory.0)
+    }
+
+    /// Adapter instances the databases keep alive, beside the handlers' per-request ones.
+    pub fn adapter_instances(&self) -> u32 {
+        self.databases.values().map(DatabaseSection::pool).sum()
     }
 
     /// The precompiled-component cache directory: `[server] cache_dir`, else the default

@@ -10,7 +10,23 @@ wasmtime::component::bindgen!({
         "flagon:app/crypto.verify-password": async,
         "flagon:app/kv": async,
         "flagon:app/outbound-http": async,
+        "flagon:app/sql": async,
     },
 });
+
+/// The `sql-adapter` world a DB adapter component exports. Its types are the handler world's
+/// (`flagon:app/sql-types`, `flagon:app/log`), so values pass between the two without
+/// conversion.
+pub mod adapter {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "flagon:app/sql-adapter",
+        exports: { default: async },
+        with: {
+            "flagon:app/sql-types": super::flagon::app::sql_types,
+            "flagon:app/log": super::flagon::app::log,
+        },
+    });
+}
 
 pub use self::flagon::app::types::{FormField, Method, UploadedFile};

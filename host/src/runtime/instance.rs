@@ -38,6 +38,35 @@ impl RuntimeCtx {
     }
 }
 
+impl RuntimeCtx {
+    /// Stop the guest at `deadline` (checked at every epoch tick); `None` stops it at once.
+    pub fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
+    }
+}
+
+/// Put a new `Store` under its runtime's limits: the memory limiter, and an epoch callback
+/// that stops the guest past its deadline and otherwise yields the thread once per tick.
+pub fn guard_store<T: RuntimeView>(store: &mut Store<T>) {
+    store.limiter(|s| &mut s.runtime().limits);
+    store.epoch_deadline_callback(|mut ctx| {
+        let past = ctx
+            .data_mut()
+            .runtime()
+            .deadline
+            .is_none_or(|d| Instant::now() >= d);
+        Ok(if past {
+            UpdateDeadline::Interrupt
+        } else {
+            // Not yet: let other requests on this thread run, then check again next tick.
+            // tokio's `yield_now` defers the wake-up until the worker has polled the I/O
+            // driver, so a spinning guest cannot starve the network and timers.
+            UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
+        })
+    });
+    store.set_epoch_deadline(1);
+}
+
 /// How the runtime reaches its part of a `Store`'s data.
 pub trait RuntimeView: Send + 'static {
     fn runtime(&mut self) -> &mut RuntimeCtx;
@@ -86,23 +115,7 @@ impl<T: RuntimeView> Handler<T> {
         let started = Instant::now();
         data.runtime().deadline = Some(started + self.timeout);
         let mut store = Store::new(engine, data);
-        store.limiter(|s| &mut s.runtime().limits);
-        store.epoch_deadline_callback(|mut ctx| {
-            let past = ctx
-                .data_mut()
-                .runtime()
-                .deadline
-                .is_none_or(|d| Instant::now() >= d);
-            Ok(if past {
-                UpdateDeadline::Interrupt
-            } else {
-                // Not yet: let other requests on this thread run, then check again next tick.
-                // tokio's `yield_now` defers the wake-up until the worker has polled the I/O
-                // driver, so a spinning guest cannot starve the network and timers.
-                UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
-            })
-        });
-        store.set_epoch_deadline(1);
+        guard_store(&mut store);
         // The epoch deadline stops guest code; the outer timeout below also covers time spent
         // in host calls, so nothing a guest does can hold a request past its deadline for long.
         let limit = self.timeout + engine::EPOCH_TICK * 20;
@@ -137,7 +150,8 @@ impl<T: RuntimeView> Handler<T> {
     }
 }
 
-fn classify_error(e: wasmtime::Error) -> Failure {
+/// Why a call into a guest failed: a timeout, a full pool, or a trap.
+pub fn classify_error(e: wasmtime::Error) -> Failure {
     if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
         return Failure::Overloaded;
     }

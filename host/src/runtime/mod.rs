@@ -12,4 +12,4 @@ pub mod guest_log;
 pub mod instance;
 
 pub use engine::{EngineSettings, FlagonEngine, Origin};
-pub use instance::{Failure, Handler, RuntimeCtx, RuntimeView};
+pub use instance::{Failure, Handler, RuntimeCtx, RuntimeView, classify_error, guard_store};

@@ -692,6 +692,8 @@ pub mod kv {
     }
 }
 
+pub mod sql;
+
 #[doc(hidden)]
 pub mod __private {
     use std::marker::PhantomData;

@@ -1,0 +1,360 @@
+//! `flagon:app/sql`: the `[databases.<name>]` of the app, each granted to a component by name
+//! (`grants.sql`) and served by a [`pool::Pool`] of DB adapter instances.
+//!
+//! A handler never touches the database's file or socket: its statements and parameters go to
+//! the adapter, and rows come back, bounded by the database's `max_rows` and `max_bytes`.
+//! Transactions are resources of the handler's instance; one still open when the request ends
+//! (or the handler traps) is rolled back when its lease is dropped.
+
+pub mod pool;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use wasmtime::component::{Linker, Resource};
+
+use super::{AppSetup, CapData, Capability, ComponentSetup, Cx, Grant, HostState};
+use crate::manifest::{AdapterKind, ComponentSection, Manifest};
+use crate::runtime::bindings::adapter::exports::flagon::app::sql_driver::Limits;
+use crate::runtime::bindings::flagon::app::sql::{self, Transaction};
+use crate::runtime::bindings::flagon::app::sql_types::{self, Outcome, Rows, SqlError, Value};
+use pool::{Lease, Pool, PoolConfig};
+
+/// The SQLite adapter, `plugins/sqlite` built for `wasm32-wasip2`. It is committed (so that
+/// building the host needs no C toolchain for wasm) and rebuilt from source by the tests,
+/// which check that the two are the same bytes (`tests/all/plugins.rs`).
+pub const SQLITE_ADAPTER: &[u8] = include_bytes!("../../../../plugins/dist/flagon-sqlite.wasm");
+
+pub struct Sql;
+
+/// The open transactions of one instance, by the handle's rep.
+#[derive(Default)]
+pub struct Transactions {
+    next: u32,
+    open: HashMap<u32, Lease>,
+}
+
+impl Capability for Sql {
+    const NAME: &'static str = "Sql";
+    const INTERFACES: &'static [&'static str] = &["flagon:app/sql", "flagon:app/sql-types"];
+    const GRANT: Option<Grant> = Some(Grant {
+        key: "sql",
+        example: "grants = { sql = [\"main\"] }",
+    });
+    /// Every database of the app, its pool made (and one connection tried) at load.
+    type App = BTreeMap<String, Arc<Pool>>;
+    /// The databases granted to the component.
+    type Component = Box<[String]>;
+    type Instance = Transactions;
+
+    fn granted(section: &ComponentSection) -> bool {
+        section.grants.sql.as_ref().is_some_and(|k| !k.is_empty())
+    }
+
+    fn describe(manifest: &Manifest, section: &ComponentSection) -> Vec<String> {
+        let names = section.grants.sql.iter().flatten();
+        names
+            .map(|n| {
+                let adapter = manifest
+                    .databases
+                    .get(n)
+                    .map_or("?", |d| d.adapter.as_str());
+                format!("sql {n} ({adapter})")
+            })
+            .collect()
+    }
+
+    fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+        sql::add_to_linker::<_, CapData<Self>>(linker, HostState::cx::<Self>)?;
+        sql_types::add_to_linker::<_, CapData<Self>>(linker, HostState::cx::<Self>)
+    }
+
+    async fn setup(app: &AppSetup<'_>) -> anyhow::Result<Self::App> {
+        let manifest = app.manifest;
+        let mut pools = BTreeMap::new();
+        for (name, db) in &manifest.databases {
+            let context = || {
+                format!(
+                    "cannot open database `{name}` (`[databases.{name}]` in `{}`)",
+                    manifest.file.display()
+                )
+            };
+            let (wasm, data_dir, mut settings) = match db.kind() {
+                AdapterKind::Sqlite => {
+                    let file = manifest.sqlite_path(name, db);
+                    let dir = prepare_sqlite_dir(manifest, &file).with_context(context)?;
+                    let file_name = file
+                        .file_name()
+                        .map(|f| f.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    let settings = vec![
+                        ("path".to_owned(), format!("/data/{file_name}")),
+                        ("busy_timeout_ms".to_owned(), "0".to_owned()),
+                    ];
+                    (SQLITE_ADAPTER.to_vec(), Some(dir), settings)
+                }
+                AdapterKind::Component(path) => {
+                    let path = manifest.resolve(&path);
+                    let wasm = std::fs::read(&path)
+                        .with_context(|| format!("cannot read `{}`", path.display()))
+                        .with_context(context)?;
+                    (wasm, None, Vec::new())
+                }
+            };
+            let mut secrets = Vec::new();
+            for (setting, var) in &db.secrets {
+                // The manifest checked that every secret names a declared variable.
+                let value = app.variables[var].value.clone();
+                secrets.push(value.clone());
+                settings.push((setting.clone(), value));
+            }
+            settings.extend(db.settings.iter().map(|(k, v)| (k.clone(), v.clone())));
+            let (component, _) =
+                crate::runtime::engine::load_component(app.engine, &wasm, app.cache_dir)
+                    .with_context(context)?;
+            let pool = Pool::open(
+                app.engine,
+                PoolConfig {
+                    name: name.clone(),
+                    component,
+                    settings,
+                    secrets: secrets.into(),
+                    data_dir,
+                    size: db.pool(),
+                    memory: usize::try_from(db.memory()).unwrap_or(usize::MAX),
+                    timeout: db.timeout(),
+                    limits: Limits {
+                        max_rows: db.max_rows(),
+                        max_bytes: db.max_bytes(),
+                    },
+                },
+            )
+            .await
+            .with_context(context)?;
+            tracing::info!(database = %name, adapter = %db.adapter, pool = db.pool(), "database ready");
+            pools.insert(name.clone(), pool);
+        }
+        refuse_shared_files(manifest)?;
+        Ok(pools)
+    }
+
+    fn configure(_: &Self::App, c: &ComponentSetup<'_>) -> anyhow::Result<Self::Component> {
+        // The manifest checked that every granted database is declared.
+        Ok(c.section.grants.sql.iter().flatten().cloned().collect())
+    }
+
+    fn prepare(_: &Self::Component) -> Transactions {
+        Transactions::default()
+    }
+}
+
+/// Create the SQLite file's directory (0700) if needed and take an exclusive OS lock on a
+/// `.flagon-lock` file beside the database, held for the life of the process, so that a second
+/// flagon cannot open the same database (WASI has no file locks, so SQLite inside the sandbox
+/// cannot tell). Returns the directory the adapter is granted.
+fn prepare_sqlite_dir(manifest: &Manifest, file: &Path) -> anyhow::Result<PathBuf> {
+    let dir = file
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| manifest.dir.clone());
+    if !dir.is_dir() {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(&dir)
+            .with_context(|| format!("cannot create the directory `{}`", dir.display()))?;
+    }
+    let lock_path = PathBuf::from(format!("{}.flagon-lock", file.display()));
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let lock = options
+        .open(&lock_path)
+        .with_context(|| format!("cannot open `{}`", lock_path.display()))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "`{}` is in use by another process (is another flagon serving this app?)",
+            file.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock `{}`", lock_path.display()));
+        }
+    }
+    // Held (and the lock with it) until the process exits.
+    std::mem::forget(lock);
+    dir.canonicalize()
+        .with_context(|| format!("cannot resolve `{}`", dir.display()))
+}
+
+/// No handler may be granted a directory that holds, or lies inside, a database's directory:
+/// the file is the adapter's alone.
+fn refuse_shared_files(manifest: &Manifest) -> anyhow::Result<()> {
+    for (name, db) in &manifest.databases {
+        if db.kind() != AdapterKind::Sqlite {
+            continue;
+        }
+        let Some(db_dir) = manifest
+            .sqlite_path(name, db)
+            .parent()
+            .and_then(|d| d.canonicalize().ok())
+        else {
+            continue;
+        };
+        for (id, c) in &manifest.components {
+            for (guest, grant) in &c.grants.files {
+                let Ok(host) = manifest.resolve(grant.path()).canonicalize() else {
+                    continue;
+                };
+                if host.starts_with(&db_dir) || db_dir.starts_with(&host) {
+                    anyhow::bail!(
+                        "invalid manifest `{}`: `components.{id}.grants.files.\"{guest}\"`: \
+                         `{}` holds the files of database `{name}`, which only its adapter may \
+                         reach\n  help: keep the database in a directory of its own (`[databases.{name}] path`)",
+                        manifest.file.display(),
+                        host.display()
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Cx<'_, Sql> {
+    /// The pool of `database`, if this component was granted it.
+    fn pool(&self, database: &str) -> Result<Arc<Pool>, SqlError> {
+        if !self.component.iter().any(|d| d == database) {
+            return Err(SqlError::NotGranted(format!(
+                "database `{database}` is not granted to this component (add it to `grants.sql`)"
+            )));
+        }
+        self.app
+            .get(database)
+            .cloned()
+            .ok_or_else(|| SqlError::NotGranted(format!("no database `{database}`")))
+    }
+
+    fn transaction(&mut self, this: &Resource<Transaction>) -> Result<&mut Lease, SqlError> {
+        self.instance
+            .open
+            .get_mut(&this.rep())
+            .ok_or_else(|| SqlError::Other("the transaction has ended".into()))
+    }
+}
+
+/// Parameters over the database's byte limit are refused before they reach the adapter.
+fn check_params(params: &[Value], limits: Limits) -> Result<(), SqlError> {
+    let bytes: u64 = params
+        .iter()
+        .map(|v| match v {
+            Value::Text(s) => s.len() as u64,
+            Value::Blob(b) => b.len() as u64,
+            _ => 8,
+        })
+        .sum();
+    if bytes > limits.max_bytes {
+        return Err(SqlError::TooLarge(limits.max_bytes));
+    }
+    Ok(())
+}
+
+impl sql_types::Host for Cx<'_, Sql> {}
+
+impl sql::Host for Cx<'_, Sql> {
+    async fn query(
+        &mut self,
+        database: String,
+        statement: String,
+        params: Vec<Value>,
+    ) -> Result<Rows, SqlError> {
+        let pool = self.pool(&database)?;
+        check_params(&params, pool.limits())?;
+        let mut lease = pool.lease().await?;
+        let rows = lease.query(&statement, &params).await;
+        lease.release().await;
+        rows
+    }
+
+    async fn execute(
+        &mut self,
+        database: String,
+        statement: String,
+        params: Vec<Value>,
+    ) -> Result<Outcome, SqlError> {
+        let pool = self.pool(&database)?;
+        check_params(&params, pool.limits())?;
+        let mut lease = pool.lease().await?;
+        let outcome = lease.execute(&statement, &params).await;
+        lease.release().await;
+        outcome
+    }
+
+    async fn begin(&mut self, database: String) -> Result<Resource<Transaction>, SqlError> {
+        let pool = self.pool(&database)?;
+        let mut lease = pool.lease().await?;
+        if let Err(e) = lease.begin().await {
+            lease.release().await;
+            return Err(e);
+        }
+        let id = self.instance.next;
+        self.instance.next = self.instance.next.wrapping_add(1);
+        self.instance.open.insert(id, lease);
+        Ok(Resource::new_own(id))
+    }
+}
+
+impl sql::HostTransaction for Cx<'_, Sql> {
+    async fn query(
+        &mut self,
+        this: Resource<Transaction>,
+        statement: String,
+        params: Vec<Value>,
+    ) -> Result<Rows, SqlError> {
+        let lease = self.transaction(&this)?;
+        check_params(&params, lease.limits())?;
+        lease.query(&statement, &params).await
+    }
+
+    async fn execute(
+        &mut self,
+        this: Resource<Transaction>,
+        statement: String,
+        params: Vec<Value>,
+    ) -> Result<Outcome, SqlError> {
+        let lease = self.transaction(&this)?;
+        check_params(&params, lease.limits())?;
+        lease.execute(&statement, &params).await
+    }
+
+    async fn commit(&mut self, this: Resource<Transaction>) -> Result<(), SqlError> {
+        let Some(mut lease) = self.instance.open.remove(&this.rep()) else {
+            return Err(SqlError::Other("the transaction has ended".into()));
+        };
+        let done = lease.commit().await;
+        lease.release().await;
+        done
+    }
+
+    async fn rollback(&mut self, this: Resource<Transaction>) -> Result<(), SqlError> {
+        let Some(mut lease) = self.instance.open.remove(&this.rep()) else {
+            return Err(SqlError::Other("the transaction has ended".into()));
+        };
+        let done = lease.rollback().await;
+        lease.release().await;
+        done
+    }
+
+    async fn drop(&mut self, this: Resource<Transaction>) -> wasmtime::Result<()> {
+        // Dropped without commit: `release` resets the connection, which rolls it back.
+        if let Some(lease) = self.instance.open.remove(&this.rep()) {
+            lease.release().await;
+        }
+        Ok(())
+    }
+}
