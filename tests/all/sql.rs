@@ -707,3 +707,138 @@ async fn acknowledged_writes_survive_kill_9() {
     assert!(r.text().contains("\"ok\"}]]"), "{}", r.text());
     assert!(Path::new(&dir.path().join("data/main.db")).is_file());
 }
+
+fn flagon(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_flagon"))
+        .args(args)
+        .env("FLAGON_CACHE_DIR", crate::harness::cache_dir())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn migrations_apply_in_order_at_start() {
+    let databases = format!("{SQLITE}migrations = \"migrations\"\n");
+    let m = TestManifest::new(&manifest(&databases, "sql = [\"main\"]"));
+    let migrations = m.dir.path().join("migrations");
+    std::fs::create_dir(&migrations).unwrap();
+    // Two statements in one file; the second file needs the first.
+    std::fs::write(
+        migrations.join("0001_create_todos.sql"),
+        "CREATE TABLE todos (id INTEGER PRIMARY KEY, title TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0);\n\
+         CREATE INDEX todos_title ON todos (title);\n",
+    )
+    .unwrap();
+    std::fs::write(
+        migrations.join("0002_add_note.sql"),
+        "-- a note per todo\nALTER TABLE todos ADD COLUMN note TEXT;\n",
+    )
+    .unwrap();
+    std::fs::write(migrations.join("README.txt"), "not a migration").unwrap();
+    let app = m.dir.path().to_str().unwrap().to_owned();
+
+    // Nothing applied yet: --status lists both as pending and applies nothing.
+    let (ok_, out) = flagon(&["migrate", &app, "--status"]);
+    assert!(ok_, "{out}");
+    assert!(out.contains("pending  0001_create_todos.sql"), "{out}");
+    assert!(out.contains("pending  0002_add_note.sql"), "{out}");
+
+    // Starting the app applies them, in order, every statement.
+    let s = TestServer::serve(m, LoadOptions::default()).await;
+    let r = s.get("/todos/add?title=t&note=n").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let index = ok(
+        &s,
+        "query",
+        "main",
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'todos_title'",
+        json!([]),
+    )
+    .await;
+    assert_eq!(index["rows"], json!([[{"text": "todos_title"}]]));
+    let recorded = ok(
+        &s,
+        "query",
+        "main",
+        "SELECT version, name FROM _flagon_migrations ORDER BY version",
+        json!([]),
+    )
+    .await;
+    assert_eq!(
+        recorded["rows"],
+        json!([[{"int": 1}, {"text": "0001_create_todos.sql"}], [{"int": 2}, {"text": "0002_add_note.sql"}]])
+    );
+    // While this process serves the database, another cannot open it.
+    let (ok_, out) = flagon(&["migrate", &app, "--status"]);
+    assert!(!ok_);
+    assert!(out.contains("in use by another process"), "{out}");
+}
+
+#[tokio::test]
+async fn flagon_migrate_applies_and_reports_and_a_changed_file_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let migrations = dir.path().join("migrations");
+    std::fs::create_dir(&migrations).unwrap();
+    std::fs::write(
+        migrations.join("1_create.sql"),
+        "CREATE TABLE todos (id INTEGER PRIMARY KEY, title TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0, note TEXT);",
+    )
+    .unwrap();
+    let databases = format!("{SQLITE}migrations = \"migrations\"\n");
+    std::fs::write(
+        dir.path().join("flagon.toml"),
+        manifest(&databases, "sql = [\"main\"]"),
+    )
+    .unwrap();
+    let app = dir.path().to_str().unwrap();
+    let (ok_, out) = flagon(&["migrate", app]);
+    assert!(ok_, "{out}");
+    assert!(out.contains("applied  1_create.sql"), "{out}");
+    // Applied once: a second run applies nothing new.
+    let (ok_, out) = flagon(&["migrate", app]);
+    assert!(ok_, "{out}");
+    assert!(!out.contains("just now"), "{out}");
+
+    // A failing migration keeps nothing of itself, and names the file.
+    std::fs::write(
+        migrations.join("2_broken.sql"),
+        "CREATE TABLE tags (id INTEGER PRIMARY KEY);\nCREATE TABLE oops (;\n",
+    )
+    .unwrap();
+    let (ok_, out) = flagon(&["migrate", app]);
+    assert!(!ok_);
+    assert!(out.contains("2_broken.sql"), "{out}");
+    std::fs::write(
+        migrations.join("2_broken.sql"),
+        "CREATE TABLE tags (id INTEGER PRIMARY KEY);\n",
+    )
+    .unwrap();
+    let (ok_, out) = flagon(&["migrate", app]);
+    assert!(
+        ok_,
+        "the table from the failed attempt was rolled back: {out}"
+    );
+    assert!(out.contains("applied  2_broken.sql  (just now)"), "{out}");
+
+    // An applied file that changed stops the start, naming it.
+    std::fs::write(
+        migrations.join("1_create.sql"),
+        "CREATE TABLE todos (id INTEGER PRIMARY KEY);",
+    )
+    .unwrap();
+    let (ok_, out) = flagon(&["migrate", app, "--status"]);
+    assert!(!ok_);
+    assert!(out.contains("1_create.sql"), "{out}");
+    assert!(out.contains("was changed after it was applied"), "{out}");
+    // Badly named files are refused.
+    std::fs::write(migrations.join("create_more.sql"), "SELECT 1;").unwrap();
+    let (ok_, out) = flagon(&["migrate", app, "--status"]);
+    assert!(!ok_);
+    assert!(out.contains("<number>_<name>.sql"), "{out}");
+}

@@ -44,6 +44,8 @@ pub struct LoadOptions {
     /// Development mode: an ephemeral session key when none is configured, non-`Secure`
     /// cookies, detailed error pages, templates re-read on every render. Never the default.
     pub dev: bool,
+    /// Do not apply pending database migrations at load (for `flagon migrate --status`).
+    pub skip_migrations: bool,
 }
 
 impl LoadOptions {
@@ -99,6 +101,7 @@ impl App {
             web: &web,
             engine: &engine.engine,
             cache_dir: cache_dir.as_deref(),
+            migrate: !options.skip_migrations,
         })
         .await?;
         let mut components = Vec::with_capacity(manifest.components.len());

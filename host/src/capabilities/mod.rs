@@ -58,6 +58,8 @@ pub struct AppSetup<'a> {
     pub engine: &'a Engine,
     /// Where compiled components are cached, if anywhere.
     pub cache_dir: Option<&'a std::path::Path>,
+    /// Apply pending database migrations (`flagon migrate --status` loads without).
+    pub migrate: bool,
 }
 
 /// What a capability sees of one component when it is configured.

@@ -2,6 +2,7 @@
 
 mod build;
 mod check;
+mod migrate;
 mod routes;
 mod serve;
 
@@ -68,6 +69,19 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         env_file: Option<PathBuf>,
     },
+    /// Apply the databases' pending migrations (`[databases.<name>] migrations`), or with
+    /// `--status` list applied and pending ones without applying anything.
+    Migrate {
+        /// The app directory or its `flagon.toml`.
+        #[arg(default_value = ".")]
+        app: PathBuf,
+        /// Only list applied and pending migrations.
+        #[arg(long)]
+        status: bool,
+        /// Read unset environment variables for `[variables]` from this `.env` file.
+        #[arg(long, value_name = "PATH")]
+        env_file: Option<PathBuf>,
+    },
     /// List the routes, like `flask routes`.
     Routes {
         /// The app directory or its `flagon.toml`.
@@ -97,6 +111,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 },
                 env_file,
                 dev,
+                skip_migrations: false,
             },
         ),
         Command::Build { app, component } => {
@@ -109,6 +124,21 @@ pub fn run(cli: Cli) -> Result<()> {
                 cache: CacheDir::Default,
                 env_file,
                 dev: false,
+                skip_migrations: true,
+            },
+        ),
+        Command::Migrate {
+            app,
+            status,
+            env_file,
+        } => migrate::migrate(
+            &app,
+            status,
+            &LoadOptions {
+                cache: CacheDir::Default,
+                env_file,
+                dev: false,
+                skip_migrations: true,
             },
         ),
         Command::Routes { app } => routes::routes(&app),

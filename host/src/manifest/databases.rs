@@ -33,6 +33,10 @@ pub struct DatabaseSection {
     pub timeout: Option<HumanDuration>,
     /// Linear memory of each adapter instance (default 64MiB).
     pub memory: Option<Size>,
+    /// A directory of numbered `.sql` files (`0001_create_todos.sql`), relative to the
+    /// manifest, applied in order at start and by `flagon migrate`.
+    /// Example: `migrations = "migrations"`
+    pub migrations: Option<PathBuf>,
     /// Settings passed to a custom adapter's `connect`, as strings.
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
@@ -180,6 +184,15 @@ impl Manifest {
                     format!("{key}.memory"),
                     "outside 1MiB..4GiB",
                     "remove `memory` to use 64MiB",
+                ));
+            }
+            if let Some(dir) = &db.migrations
+                && !self.resolve(dir).is_dir()
+            {
+                return Err(self.invalid(
+                    format!("{key}.migrations"),
+                    format!("`{}` is not a directory", self.resolve(dir).display()),
+                    "create it, or point `migrations` at the directory of `.sql` files",
                 ));
             }
             for (setting, var) in &db.secrets {

@@ -146,6 +146,10 @@ impl Guest for Sqlite {
         with_conn(|conn| conn.execute_batch("ROLLBACK").map_err(|e| error(&e)))
     }
 
+    fn run_script(script: String) -> Result<(), SqlError> {
+        with_conn(|conn| conn.execute_batch(&script).map_err(|e| error(&e)))
+    }
+
     fn reset() -> Result<(), SqlError> {
         with_conn(|conn| {
             if !conn.is_autocommit() {

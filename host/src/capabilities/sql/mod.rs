@@ -6,6 +6,7 @@
 //! Transactions are resources of the handler's instance; one still open when the request ends
 //! (or the handler traps) is rolled back when its lease is dropped.
 
+pub mod migrations;
 pub mod pool;
 
 use std::collections::{BTreeMap, HashMap};
@@ -133,6 +134,14 @@ impl Capability for Sql {
             )
             .await
             .with_context(context)?;
+            if let Some(dir) = &db.migrations
+                && app.migrate
+            {
+                let files = migrations::read_dir(&manifest.resolve(dir)).with_context(context)?;
+                migrations::apply(&pool, &files)
+                    .await
+                    .with_context(context)?;
+            }
             tracing::info!(database = %name, adapter = %db.adapter, pool = db.pool(), "database ready");
             pools.insert(name.clone(), pool);
         }

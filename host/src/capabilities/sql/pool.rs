@@ -339,10 +339,14 @@ struct Leased {
 /// `connection-lost` for the caller.
 macro_rules! guarded {
     ($lease:expr, |$driver:ident, $store:ident| $call:expr) => {{
+        let timeout = $lease.0.as_ref().map_or(Duration::ZERO, |l| l.pool.timeout);
+        guarded!($lease, timeout, |$driver, $store| $call)
+    }};
+    ($lease:expr, $timeout:expr, |$driver:ident, $store:ident| $call:expr) => {{
         match $lease.0.take() {
             None => Err(SqlError::ConnectionLost),
             Some(mut leased) => {
-                let timeout = leased.pool.timeout;
+                let timeout = $timeout;
                 arm(&mut leased.conn.store, timeout);
                 let limit = timeout + engine::EPOCH_TICK * 20;
                 let outcome = {
@@ -393,6 +397,13 @@ impl Lease {
 
     pub async fn rollback(&mut self) -> Result<(), SqlError> {
         guarded!(self, |d, store| d.call_rollback(store))
+    }
+
+    /// Run a migration script (several statements). Only the host calls this, with a
+    /// deadline of its own: building an index on a large table takes longer than a request's
+    /// statement may.
+    pub async fn run_script(&mut self, script: &str, timeout: Duration) -> Result<(), SqlError> {
+        guarded!(self, timeout, |d, store| d.call_run_script(store, script))
     }
 
     /// The database's result caps (zero once the instance is gone).

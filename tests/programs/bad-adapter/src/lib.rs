@@ -82,6 +82,11 @@ impl Guest for Bad {
         Ok(())
     }
 
+    fn run_script(script: String) -> Result<(), SqlError> {
+        misbehave(&script);
+        Ok(())
+    }
+
     fn reset() -> Result<(), SqlError> {
         if FAIL_RESET.replace(false) {
             return Err(SqlError::Other("reset refused".into()));
