@@ -453,6 +453,17 @@ async fn transactions_commit_roll_back_and_never_outlive_their_request() {
     assert_eq!(n, 1);
     assert_eq!(json(&s.get("/tx?how=commit&title=b").await)["inside"], 2);
     assert_eq!(count().await, 2);
+
+    // A connection goes back clean: a BEGIN sent as a plain statement is rolled back, and
+    // settings a statement changed are restored, before anyone else gets the connection.
+    ok(&s, "exec", "main", "BEGIN", json!([])).await;
+    ok(&s, "exec", "main", "PRAGMA foreign_keys = OFF", json!([])).await;
+    ok(&s, "exec", "main", "PRAGMA synchronous = OFF", json!([])).await;
+    let fk = ok(&s, "query", "main", "PRAGMA foreign_keys", json!([])).await;
+    assert_eq!(fk["rows"][0][0], json!({"int": 1}));
+    let sync = ok(&s, "query", "main", "PRAGMA synchronous", json!([])).await;
+    assert_eq!(sync["rows"][0][0], json!({"int": 2}), "FULL");
+    assert_eq!(json(&s.get("/tx?how=commit&title=c").await)["inside"], 3);
 }
 
 #[tokio::test]

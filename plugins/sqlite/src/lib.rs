@@ -4,7 +4,7 @@
 //! data directory) and nothing else: no sockets, no other files, no environment. SQLite runs
 //! inside the sandbox with these settings on every connection:
 //!
-//! - `foreign_keys = ON`, so `REFERENCES` is enforced;
+//! - `foreign_keys = ON`, so `REFERENCES` is enforced; defensive mode on, the schema untrusted;
 //! - `SQLITE_LIMIT_ATTACHED = 0`, so `ATTACH` cannot open another file (the sandbox would refuse
 //!   a path outside the directory anyway); extension loading is not compiled in under WASI;
 //! - the `unix-none` VFS: WASI has no file locks, so the host serializes every connection to a
@@ -18,6 +18,7 @@
 
 use std::cell::RefCell;
 
+use rusqlite::config::DbConfig;
 use rusqlite::limits::Limit;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags};
@@ -35,6 +36,11 @@ use bindings::flagon::app::sql_types::{
 };
 
 struct Sqlite;
+
+/// Applied at connect and by every `reset`, so that no statement a handler ran can leave them
+/// changed for the next request.
+const SETTINGS: &str =
+    "PRAGMA foreign_keys = ON; PRAGMA journal_mode = DELETE; PRAGMA synchronous = FULL;";
 
 thread_local! {
     /// The instance's one connection, opened by `connect`.
@@ -65,15 +71,18 @@ impl Guest for Sqlite {
             .map_err(|e| error(&e))?;
         conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)
             .map_err(|e| error(&e))?;
+        // Defensive: no statement can corrupt the file (writable_schema, some pragmas); the
+        // schema is not trusted to call functions with side effects.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)
+            .map_err(|e| error(&e))?;
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)
+            .map_err(|e| error(&e))?;
         let busy = setting("busy_timeout_ms")
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
         conn.busy_timeout(std::time::Duration::from_millis(busy))
             .map_err(|e| error(&e))?;
-        conn.execute_batch(
-            "PRAGMA foreign_keys = ON; PRAGMA journal_mode = DELETE; PRAGMA synchronous = FULL;",
-        )
-        .map_err(|e| error(&e))?;
+        conn.execute_batch(SETTINGS).map_err(|e| error(&e))?;
         CONN.with_borrow_mut(|c| *c = Some(conn));
         Ok(())
     }
@@ -156,8 +165,7 @@ impl Guest for Sqlite {
                 conn.execute_batch("ROLLBACK").map_err(|e| error(&e))?;
             }
             // Settings a statement may have changed for the rest of the connection's life.
-            conn.execute_batch("PRAGMA foreign_keys = ON;")
-                .map_err(|e| error(&e))
+            conn.execute_batch(SETTINGS).map_err(|e| error(&e))
         })
     }
 }
