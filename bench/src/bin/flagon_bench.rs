@@ -120,6 +120,15 @@ fn main() {
             "Flagon page (host templates)",
             flagon_cmd(&bins, &app, &cache),
         ),
+        Server::start(
+            "axum + rusqlite page (native)",
+            cmd(&bins.join("axum-dbpage")),
+        ),
+        // Its own app directory: a SQLite database is opened by one process only.
+        Server::start(
+            "Flagon SQLite page (adapter + host templates)",
+            flagon_cmd(&bins, &write_db_app(&work.join("db"), &wasm), &cache),
+        ),
         // No guest at all: a path without a route answered by the host (404 page, security
         // headers, request id). The gap between this row and hyper is the host's HTTP and web
         // layer; the gap between this row and "Flagon hello" is the Wasm instance.
@@ -128,7 +137,16 @@ fn main() {
             flagon_cmd(&bins, &app, &cache),
         ),
     ];
-    let paths = ["/", "/", "/page", "/page", "/page-host", "/no-such-route"];
+    let paths = [
+        "/",
+        "/",
+        "/page",
+        "/page",
+        "/page-host",
+        "/db-page",
+        "/db-page",
+        "/no-such-route",
+    ];
     let mut paths: Vec<&str> = paths.to_vec();
     if which("wasmtime") {
         let mut c = Command::new("wasmtime");
@@ -166,6 +184,8 @@ fn main() {
         // Pages compare with the native page; everything else with native hyper hello.
         let lat_base = if paths[i].starts_with("/page") {
             page_base
+        } else if paths[i] == "/db-page" {
+            &medians[5]
         } else {
             base
         };
@@ -194,6 +214,12 @@ fn main() {
             m.cpu_us / page_base.cpu_us
         );
     }
+    let _ = writeln!(
+        report,
+        "\nFlagon SQLite page vs axum + rusqlite: {:.2}× the req/s, {:.2}× the CPU per request (goal: at most 2× the CPU).",
+        medians[6].rps / medians[5].rps,
+        medians[6].cpu_us / medians[5].cpu_us
+    );
     let _ = writeln!(report);
 
     if o.scaling {
@@ -381,6 +407,51 @@ name = "host"
     let path = work.join("flagon.toml");
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// The app of the database page: the `dbpage` guest on a SQLite database seeded by a migration.
+fn write_db_app(dir: &Path, wasm: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir.join("templates")).unwrap();
+    std::fs::create_dir_all(dir.join("migrations")).unwrap();
+    std::fs::write(
+        dir.join("templates/page.html"),
+        include_str!("../../page/page.html"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("migrations/0001_items.sql"), db::seed_sql()).unwrap();
+    let text = format!(
+        r#"[app]
+name = "bench-db"
+
+[server]
+max_instances = 2048
+max_connections = 8192
+header_read_timeout = "30s"
+
+[databases.main]
+adapter = "sqlite"
+migrations = "migrations"
+
+[components.dbpage]
+source = "{dbpage}"
+limits = {{ timeout = "10s" }}
+grants = {{ templates = true, sql = ["main"] }}
+
+[[routes]]
+path = "/db-page"
+component = "dbpage"
+"#,
+        dbpage = wasm.join("bench_dbpage.wasm").display()
+    );
+    let path = dir.join("flagon.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Only the seed is used here; the rest is for the servers.
+#[allow(dead_code)]
+mod db {
+    include!("../../page/db.rs");
 }
 
 fn cmd(bin: &Path) -> Command {
