@@ -178,5 +178,71 @@ fn session(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, per_request, routing, templates, session);
+/// One SQL call through the SQLite adapter, as a handler's `query` makes it: lease an instance,
+/// run the statement in the guest, `reset`, put it back. A one-row `SELECT 1`, and the 20 rows of
+/// the benchmark's database page.
+fn sql(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flagon.toml");
+    std::fs::write(
+        &path,
+        "[app]\nname = \"bench\"\n[databases.main]\nadapter = \"sqlite\"\n",
+    )
+    .unwrap();
+    let manifest = Manifest::load(&path).unwrap();
+    let app = rt
+        .block_on(App::load(
+            &manifest,
+            &LoadOptions {
+                cache: CacheDir::Disabled,
+                ..Default::default()
+            },
+        ))
+        .unwrap();
+    let pool = app.capabilities().sql["main"].clone();
+    rt.block_on(async {
+        let mut lease = pool.lease().await.unwrap();
+        lease
+            .execute(
+                "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, price TEXT NOT NULL, tags TEXT NOT NULL)",
+                &[],
+            )
+            .await
+            .unwrap();
+        for i in 1..=20 {
+            lease
+                .execute(
+                    "INSERT INTO items VALUES (?1, 'Widget <b>', '3.07', 'new,<script>,sale')",
+                    &[flagon::runtime::bindings::flagon::app::sql_types::Value::Integer(i)],
+                )
+                .await
+                .unwrap();
+        }
+        lease.release().await;
+    });
+    for (name, statement) in [
+        ("sql_select_1", "SELECT 1"),
+        (
+            "sql_20_rows",
+            "SELECT id, name, price, tags FROM items ORDER BY id LIMIT 20",
+        ),
+    ] {
+        c.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| async {
+                let mut lease = pool.lease().await.unwrap();
+                let rows = lease.query(statement, &[]).await.unwrap();
+                lease.release().await;
+                black_box(rows)
+            })
+        });
+    }
+    drop(app);
+    drop(dir);
+}
+
+criterion_group!(benches, per_request, routing, templates, session, sql);
 criterion_main!(benches);

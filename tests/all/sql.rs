@@ -127,6 +127,10 @@ async fn crud_through_the_sdk_and_the_file_is_real_sqlite() {
     )
     .await;
     assert_eq!(out["rows_affected"], 1);
+    // The outcome is this statement's own: an UPDATE inserts nothing, DDL changes no rows.
+    assert_eq!(out["last_insert_id"], Json::Null);
+    let out = ok(&s, "exec", "main", "CREATE TABLE other (x)", json!([])).await;
+    assert_eq!(out, json!({"rows_affected": 0, "last_insert_id": null}));
     let todos = json(&s.get("/todos").await);
     assert_eq!(
         todos,
@@ -147,10 +151,10 @@ async fn crud_through_the_sdk_and_the_file_is_real_sqlite() {
     assert_eq!(json(&s.get("/todos").await).as_array().unwrap().len(), 1);
 
     // The file is a SQLite database on disk, beside the manifest, that the host locks.
-    let file = dir.join("data/main.db");
+    let file = dir.join("data/sql/main/main.db");
     let header = std::fs::read(&file).unwrap();
     assert!(header.starts_with(b"SQLite format 3\0"));
-    assert!(dir.join("data/main.db.flagon-lock").is_file());
+    assert!(dir.join("data/sql/main/main.db.flagon-lock").is_file());
     let check = ok(&s, "query", "main", "PRAGMA integrity_check", json!([])).await;
     assert_eq!(check["rows"], json!([[{"text": "ok"}]]));
 }
@@ -542,6 +546,27 @@ async fn the_handler_cannot_reach_the_database_file() {
     let e = format!("{e:#}");
     assert!(e.contains("grants.files"), "{e}");
     assert!(e.contains("only its adapter"), "{e}");
+
+    // The adapter is granted the database's whole directory, so nothing else may live there.
+    for (databases, key) in [
+        (
+            "[kv.cache]\n[databases.main]\nadapter = \"sqlite\"\npath = \"data/app.db\"\n",
+            "kv.cache.path",
+        ),
+        (
+            "[databases.main]\nadapter = \"sqlite\"\npath = \"app.db\"\n",
+            "databases.main.path",
+        ),
+        (
+            "[databases.main]\nadapter = \"sqlite\"\npath = \"db/a.db\"\n[databases.other]\nadapter = \"sqlite\"\npath = \"db/b.db\"\n",
+            "databases.other.path",
+        ),
+    ] {
+        let m = TestManifest::new(&manifest(databases, "sql = [\"main\"]"));
+        let e = format!("{:#}", m.load().await.err().expect("must refuse"));
+        assert!(e.contains(key), "{databases}: {e}");
+        assert!(e.contains("directory of its own"), "{e}");
+    }
 }
 
 #[tokio::test]
@@ -716,7 +741,7 @@ async fn acknowledged_writes_survive_kill_9() {
     )
     .await;
     assert!(r.text().contains("\"ok\"}]]"), "{}", r.text());
-    assert!(Path::new(&dir.path().join("data/main.db")).is_file());
+    assert!(Path::new(&dir.path().join("data/sql/main/main.db")).is_file());
 }
 
 fn flagon(args: &[&str]) -> (bool, String) {

@@ -17,8 +17,9 @@ pub struct DatabaseSection {
     /// `"sqlite"` (the built-in SQLite adapter), or the path of an adapter component (`.wasm`,
     /// relative to the manifest) exporting `flagon:app/sql-adapter`.
     pub adapter: String,
-    /// SQLite: the database file, relative to the manifest (default `data/<name>.db`). The
-    /// adapter is granted its directory and nothing else.
+    /// SQLite: the database file, relative to the manifest (default `data/sql/<name>/<name>.db`).
+    /// The adapter is granted its directory and nothing else, so that directory must hold
+    /// nothing but this database (checked at load).
     pub path: Option<PathBuf>,
     /// Adapter instances (one connection each) kept for this database (default 4; SQLite: 1,
     /// the only value it takes: without file locks under WASI its connections are serialized).
@@ -218,11 +219,18 @@ impl Manifest {
         Ok(())
     }
 
-    /// The SQLite file of database `name` (`path`, default `data/<name>.db`), resolved.
+    /// The SQLite file of database `name` (`path`, default `data/sql/<name>/<name>.db`),
+    /// resolved. Each database gets a directory of its own by default, because its adapter is
+    /// granted the whole directory.
     pub fn sqlite_path(&self, name: &str, db: &DatabaseSection) -> PathBuf {
         match &db.path {
             Some(p) => self.resolve(p),
-            None => self.dir.join("data").join(format!("{name}.db")),
+            None => self
+                .dir
+                .join("data")
+                .join("sql")
+                .join(name)
+                .join(format!("{name}.db")),
         }
     }
 }

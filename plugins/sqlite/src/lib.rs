@@ -121,6 +121,9 @@ impl Guest for Sqlite {
 
     fn execute(statement: String, params: Vec<Value>, limits: Limits) -> Result<Outcome, SqlError> {
         with_conn(|conn| {
+            // SQLite's counters keep the last INSERT/UPDATE/DELETE's values across other
+            // statements, so the outcome is what changed during this one.
+            let (changes_before, rowid_before) = (conn.total_changes(), conn.last_insert_rowid());
             let mut stmt = conn.prepare(&statement).map_err(|e| error(&e))?;
             let mut rows = stmt
                 .query(rusqlite::params_from_iter(params.iter().map(Param)))
@@ -135,10 +138,12 @@ impl Guest for Sqlite {
                 }
             }
             drop(rows);
+            drop(stmt);
+            let changed = conn.total_changes() != changes_before;
             let inserted = conn.last_insert_rowid();
             Ok(Outcome {
-                rows_affected: conn.changes(),
-                last_insert_id: (inserted != 0).then_some(inserted),
+                rows_affected: if changed { conn.changes() } else { 0 },
+                last_insert_id: (inserted != rowid_before).then_some(inserted),
             })
         })
     }

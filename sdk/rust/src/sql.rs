@@ -276,6 +276,15 @@ impl de::Error for DecodeError {
     }
 }
 
+/// Row deserializer methods that decode a one-column row as that column's value.
+macro_rules! single_value {
+    ($($method:ident)*) => {
+        $(fn $method<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
+            de::Deserializer::$method(self.single()?, visitor)
+        })*
+    };
+}
+
 struct RowDe<'a> {
     columns: &'a [String],
     values: &'a [Value],
@@ -338,10 +347,14 @@ impl<'de> de::Deserializer<'de> for RowDe<'_> {
         self.single()?.deserialize_option(visitor)
     }
 
+    single_value! {
+        deserialize_i8 deserialize_i16 deserialize_i32 deserialize_u8 deserialize_u16
+        deserialize_u32 deserialize_u64 deserialize_f32 deserialize_char deserialize_str
+        deserialize_bytes deserialize_byte_buf
+    }
+
     serde::forward_to_deserialize_any! {
-        i8 i16 i32 i128 u8 u16 u32 u64 u128 f32 char str
-        bytes byte_buf unit unit_struct newtype_struct
-        map struct enum identifier ignored_any
+        i128 u128 unit unit_struct newtype_struct map struct enum identifier ignored_any
     }
 }
 

@@ -74,6 +74,22 @@ impl Capability for Sql {
 
     async fn setup(app: &AppSetup<'_>) -> anyhow::Result<Self::App> {
         let manifest = app.manifest;
+        // Every SQLite directory made and locked, then checked to hold nothing else, before
+        // any adapter runs.
+        let mut sqlite_dirs = BTreeMap::new();
+        for (name, db) in &manifest.databases {
+            if db.kind() == AdapterKind::Sqlite {
+                let file = manifest.sqlite_path(name, db);
+                let dir = prepare_sqlite_dir(manifest, &file).with_context(|| {
+                    format!(
+                        "cannot open database `{name}` (`[databases.{name}]` in `{}`)",
+                        manifest.file.display()
+                    )
+                })?;
+                sqlite_dirs.insert(name.clone(), dir);
+            }
+        }
+        refuse_shared_files(manifest)?;
         let mut pools = BTreeMap::new();
         for (name, db) in &manifest.databases {
             let context = || {
@@ -85,7 +101,7 @@ impl Capability for Sql {
             let (wasm, data_dir, mut settings) = match db.kind() {
                 AdapterKind::Sqlite => {
                     let file = manifest.sqlite_path(name, db);
-                    let dir = prepare_sqlite_dir(manifest, &file).with_context(context)?;
+                    let dir = sqlite_dirs.remove(name).unwrap_or_default();
                     let file_name = file
                         .file_name()
                         .map(|f| f.to_string_lossy().into_owned())
@@ -145,7 +161,6 @@ impl Capability for Sql {
             tracing::info!(database = %name, adapter = %db.adapter, pool = db.pool(), "database ready");
             pools.insert(name.clone(), pool);
         }
-        refuse_shared_files(manifest)?;
         Ok(pools)
     }
 
@@ -201,26 +216,37 @@ fn prepare_sqlite_dir(manifest: &Manifest, file: &Path) -> anyhow::Result<PathBu
         .with_context(|| format!("cannot resolve `{}`", dir.display()))
 }
 
-/// No handler may be granted a directory that holds, or lies inside, a database's directory:
-/// the file is the adapter's alone.
+/// A SQLite adapter is granted its database's whole directory, so that directory must hold
+/// nothing else: no handler may be granted a directory that holds it or lies inside it, and it
+/// may not hold the app, a kv store, static files, templates or another database.
 fn refuse_shared_files(manifest: &Manifest) -> anyhow::Result<()> {
-    for (name, db) in &manifest.databases {
-        if db.kind() != AdapterKind::Sqlite {
-            continue;
-        }
-        let Some(db_dir) = manifest
-            .sqlite_path(name, db)
-            .parent()
-            .and_then(|d| d.canonicalize().ok())
-        else {
-            continue;
+    let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    let sqlite_dirs: Vec<(&String, PathBuf)> = manifest
+        .databases
+        .iter()
+        .filter(|(_, db)| db.kind() == AdapterKind::Sqlite)
+        .filter_map(|(name, db)| {
+            let file = manifest.sqlite_path(name, db);
+            file.parent().map(|d| (name, canon(d)))
+        })
+        .collect();
+    let refuse = |key: String, what: &str, name: &str| {
+        anyhow::anyhow!(
+            "invalid manifest `{}`: `{key}`: the directory of database `{name}` would hold {what}, \
+             and its adapter is granted that whole directory\n  help: keep the database in a \
+             directory of its own (`[databases.{name}] path`, default `data/sql/{name}/{name}.db`)",
+            manifest.file.display()
+        )
+    };
+    for (name, db_dir) in &sqlite_dirs {
+        let inside = |p: &Path| {
+            let p = canon(p);
+            p.starts_with(db_dir)
         };
         for (id, c) in &manifest.components {
             for (guest, grant) in &c.grants.files {
-                let Ok(host) = manifest.resolve(grant.path()).canonicalize() else {
-                    continue;
-                };
-                if host.starts_with(&db_dir) || db_dir.starts_with(&host) {
+                let host = canon(&manifest.resolve(grant.path()));
+                if host.starts_with(db_dir) || db_dir.starts_with(&host) {
                     anyhow::bail!(
                         "invalid manifest `{}`: `components.{id}.grants.files.\"{guest}\"`: \
                          `{}` holds the files of database `{name}`, which only its adapter may \
@@ -229,6 +255,45 @@ fn refuse_shared_files(manifest: &Manifest) -> anyhow::Result<()> {
                         host.display()
                     );
                 }
+            }
+            if inside(&manifest.resolve(&c.source)) {
+                return Err(refuse(
+                    format!("components.{id}.source"),
+                    "a component",
+                    name,
+                ));
+            }
+        }
+        if inside(&manifest.dir) {
+            return Err(refuse(
+                format!("databases.{name}.path"),
+                "the app itself",
+                name,
+            ));
+        }
+        for (kv, section) in &manifest.kv {
+            if section.backend == crate::manifest::KvBackendKind::Embedded {
+                let dir = manifest.resolve(section.path.as_deref().unwrap_or("data/kv".as_ref()));
+                if inside(&dir) {
+                    return Err(refuse(format!("kv.{kv}.path"), "a key-value store", name));
+                }
+            }
+        }
+        for (i, st) in manifest.statics.iter().enumerate() {
+            if inside(&manifest.resolve(&st.dir)) {
+                return Err(refuse(format!("static[{i}].dir"), "static files", name));
+            }
+        }
+        if inside(&manifest.resolve(&manifest.templates.dir)) {
+            return Err(refuse("templates.dir".into(), "the templates", name));
+        }
+        for (other, other_dir) in &sqlite_dirs {
+            if other != name && other_dir.starts_with(db_dir) {
+                return Err(refuse(
+                    format!("databases.{other}.path"),
+                    &format!("database `{other}` too"),
+                    name,
+                ));
             }
         }
     }
