@@ -39,8 +39,8 @@ struct Sqlite;
 
 /// Applied at connect and by every `reset`, so that no statement a handler ran can leave them
 /// changed for the next request.
-const SETTINGS: &str =
-    "PRAGMA foreign_keys = ON; PRAGMA journal_mode = DELETE; PRAGMA synchronous = FULL;";
+const SETTINGS: &str = "PRAGMA foreign_keys = ON; PRAGMA journal_mode = DELETE; \
+     PRAGMA synchronous = FULL; PRAGMA locking_mode = EXCLUSIVE;";
 
 thread_local! {
     /// The instance's one connection, opened by `connect`.
