@@ -9,6 +9,8 @@
 //!   a path outside the directory anyway); extension loading is not compiled in under WASI;
 //! - the `unix-none` VFS: WASI has no file locks, so the host serializes every connection to a
 //!   database file (one instance per file, and an OS lock against a second process);
+//! - `locking_mode = EXCLUSIVE`: this connection is the only one on the file, so the page cache
+//!   is kept between statements;
 //! - rollback journal with `synchronous = FULL`: a commit that returned is on disk (fsync of
 //!   the journal and the database), and a half-written transaction is rolled back from the
 //!   journal by the next connection, even after `kill -9`.
