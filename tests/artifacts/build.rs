@@ -37,8 +37,17 @@ fn main() {
     // (the C compiler for SQLite) applies.
     let plugins = repo.join("plugins");
     let plugin_target = out_dir.join("plugins-target");
+    // As `plugins/build` does, so that the bytes match the committed build (see there).
+    let cargo_home = env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_default();
     let status = nested_build(&plugins, &plugin_target)
         .current_dir(&plugins)
+        .env(
+            "CARGO_ENCODED_RUSTFLAGS",
+            format!("--remap-path-prefix={}=/cargo", cargo_home.display()),
+        )
         .status()
         .expect("failed to run the nested `cargo build` of plugins");
     assert!(
