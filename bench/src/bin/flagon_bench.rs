@@ -99,8 +99,11 @@ fn main() {
         o.connections, o.duration, o.rounds
     );
 
-    // Warm the compile cache so Flagon starts from precompiled components, as in production.
-    let _warm = Server::start("warm", flagon_cmd(&bins, &app, &cache));
+    // Warm the compile cache so Flagon starts from precompiled components, as in production
+    // (the database app too: compiling the SQLite adapter at start would show in its peak RSS).
+    let db_app = write_db_app(&work.join("db"), &wasm);
+    drop(Server::start("warm", flagon_cmd(&bins, &app, &cache)));
+    drop(Server::start("warm db", flagon_cmd(&bins, &db_app, &cache)));
 
     let mut servers = vec![
         Server::start("hyper hello (native)", cmd(&bins.join("hyper-hello"))),
@@ -127,7 +130,7 @@ fn main() {
         // Its own app directory: a SQLite database is opened by one process only.
         Server::start(
             "Flagon SQLite page (adapter + host templates)",
-            flagon_cmd(&bins, &write_db_app(&work.join("db"), &wasm), &cache),
+            flagon_cmd(&bins, &db_app, &cache),
         ),
         // No guest at all: a path without a route answered by the host (404 page, security
         // headers, request id). The gap between this row and hyper is the host's HTTP and web
