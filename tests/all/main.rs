@@ -10,6 +10,7 @@ mod hostile;
 mod layout;
 mod limits;
 mod plugins;
+mod postgres;
 mod routing;
 mod sql;
 mod web;
@@ -28,6 +29,7 @@ macro_rules! assert_test_exists {
 mod program_tests {
     pub(crate) use crate::grants as netprobe;
     pub(crate) use crate::hostile;
+    pub(crate) use crate::postgres as dial_adapter;
     pub(crate) use crate::routing as hello;
     pub(crate) use crate::sql as db;
     pub(crate) use crate::sql as bad_adapter;

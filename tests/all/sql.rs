@@ -10,7 +10,7 @@ use serde_json::{Value as Json, json};
 use crate::harness::{BinServer, Reply, Req, TestManifest, TestServer, program, send, try_send};
 use crate::programs;
 
-fn manifest(databases: &str, grants: &str) -> String {
+pub(crate) fn manifest(databases: &str, grants: &str) -> String {
     format!(
         r#"
 [app]
@@ -63,13 +63,13 @@ name = "probe"
 
 const SQLITE: &str = "[databases.main]\nadapter = \"sqlite\"\nmax_rows = 100\nmax_bytes = \"64KiB\"\ntimeout = \"500ms\"\n";
 
-fn json(r: &Reply) -> Json {
+pub(crate) fn json(r: &Reply) -> Json {
     assert_eq!(r.status, 200, "{}", r.text());
     serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.text()))
 }
 
 /// The `ok` of a raw call, failing the test on an `err`.
-async fn ok(s: &TestServer, kind: &str, db: &str, sql: &str, params: Json) -> Json {
+pub(crate) async fn ok(s: &TestServer, kind: &str, db: &str, sql: &str, params: Json) -> Json {
     let v = raw(s, kind, db, sql, params).await;
     match v.get("ok") {
         Some(ok) => ok.clone(),
@@ -78,7 +78,7 @@ async fn ok(s: &TestServer, kind: &str, db: &str, sql: &str, params: Json) -> Js
 }
 
 /// The `err` of a raw call, failing the test on an `ok`.
-async fn err(s: &TestServer, kind: &str, db: &str, sql: &str, params: Json) -> Json {
+pub(crate) async fn err(s: &TestServer, kind: &str, db: &str, sql: &str, params: Json) -> Json {
     let v = raw(s, kind, db, sql, params).await;
     match v.get("err") {
         Some(e) => e.clone(),
@@ -86,11 +86,11 @@ async fn err(s: &TestServer, kind: &str, db: &str, sql: &str, params: Json) -> J
     }
 }
 
-async fn raw(s: &TestServer, kind: &str, db: &str, sql: &str, params: Json) -> Json {
+pub(crate) async fn raw(s: &TestServer, kind: &str, db: &str, sql: &str, params: Json) -> Json {
     json(&s.send(raw_req(kind, db, sql, params)).await)
 }
 
-fn raw_req(kind: &str, db: &str, sql: &str, params: Json) -> Req {
+pub(crate) fn raw_req(kind: &str, db: &str, sql: &str, params: Json) -> Req {
     Req::new("POST", &format!("/raw/{kind}"))
         .header("content-type", "application/json")
         .body(json!({"db": db, "sql": sql, "p": params}).to_string())

@@ -85,19 +85,17 @@ fn main() {
             .collect::<String>()
     );
     let plugin_dir = plugin_target.join(TARGET).join("release");
-    let sqlite = plugin_dir.join("flagon_sqlite.wasm");
-    assert!(
-        sqlite.exists(),
-        "expected {} after the build",
-        sqlite.display()
-    );
-    let _ = writeln!(
-        generated,
-        "/// `plugins/sqlite` built from source in this build.\n\
-         pub const PLUGIN_SQLITE: &str = {:?};",
-        sqlite.display().to_string()
-    );
-    rerun_for_dep_info(&plugin_dir.join("flagon_sqlite.d"));
+    for (plugin, constant) in [("sqlite", "PLUGIN_SQLITE"), ("postgres", "PLUGIN_POSTGRES")] {
+        let wasm = plugin_dir.join(format!("flagon_{plugin}.wasm"));
+        assert!(wasm.exists(), "expected {} after the build", wasm.display());
+        let _ = writeln!(
+            generated,
+            "/// `plugins/{plugin}` built from source in this build.\n\
+             pub const {constant}: &str = {:?};",
+            wasm.display().to_string()
+        );
+        rerun_for_dep_info(&plugin_dir.join(format!("flagon_{plugin}.d")));
+    }
     fs::write(out_dir.join("programs.rs"), generated).unwrap();
     for f in ["Cargo.toml", "Cargo.lock", ".cargo/config.toml"] {
         println!("cargo:rerun-if-changed={}", plugins.join(f).display());

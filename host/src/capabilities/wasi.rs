@@ -127,6 +127,23 @@ pub fn link_baseline<T: WasiView + wasmtime_wasi_io::IoView + 'static>(
     }
 }
 
+/// `wasi:sockets` for a DB adapter granted a network address (never for handlers). What a
+/// socket may reach is the context's business: an adapter's allows TCP connections to its
+/// database's addresses only (`sql::pool`), and no UDP or name lookups.
+pub fn link_sockets<T: WasiView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    use wasmtime_wasi::sockets::{WasiSockets, WasiSocketsView};
+    let l = linker;
+    let options = wasi::sockets::network::LinkOptions::default();
+    wasi::sockets::tcp::add_to_linker::<_, WasiSockets>(l, |t| t.sockets())?;
+    wasi::sockets::tcp_create_socket::add_to_linker::<_, WasiSockets>(l, |t| t.sockets())?;
+    wasi::sockets::udp::add_to_linker::<_, WasiSockets>(l, |t| t.sockets())?;
+    wasi::sockets::udp_create_socket::add_to_linker::<_, WasiSockets>(l, |t| t.sockets())?;
+    wasi::sockets::network::add_to_linker::<_, WasiSockets>(l, &options, |t| t.sockets())?;
+    wasi::sockets::instance_network::add_to_linker::<_, WasiSockets>(l, |t| t.sockets())?;
+    wasi::sockets::ip_name_lookup::add_to_linker::<_, WasiSockets>(l, |t| t.sockets())?;
+    Ok(())
+}
+
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         let HostState {

@@ -10,13 +10,32 @@ use serde::Deserialize;
 use super::values::{HumanDuration, Size};
 use super::{HOUR, Manifest, Result};
 
-/// `[databases.<name>]`. Example: `[databases.main]` `adapter = "sqlite"` `path = "data/app.db"`
+/// `[databases.<name>]`. Example: `[databases.main]` `adapter = "sqlite"` `path = "data/app.db"`,
+/// or `adapter = "postgres"` `host = "db.internal"` `user = "app"`
+/// `secrets = { password = "db_password" }`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSection {
-    /// `"sqlite"` (the built-in SQLite adapter), or the path of an adapter component (`.wasm`,
-    /// relative to the manifest) exporting `flagon:app/sql-adapter`.
+    /// `"sqlite"` or `"postgres"` (the built-in adapters), or the path of an adapter component
+    /// (`.wasm`, relative to the manifest) exporting `flagon:app/sql-adapter`.
     pub adapter: String,
+    /// Postgres, or a component that talks to a server: the server's host name or address.
+    /// The host resolves it at start and lets the adapter open TCP connections to exactly
+    /// those addresses at `port`, and nothing else.
+    pub host: Option<String>,
+    /// The server's port (Postgres default 5432; a component needs it with `host`).
+    pub port: Option<u16>,
+    /// `"verify"` (default): TLS, the server's certificate checked against `ca_file` or the
+    /// Mozilla roots and its name against `host`. `"off"`: plain TCP, allowed only to a
+    /// loopback address (and logged as a warning).
+    pub tls: Option<TlsMode>,
+    /// PEM certificates to trust for the server instead of the Mozilla roots, relative to the
+    /// manifest. Example: `ca_file = "certs/db-ca.pem"`
+    pub ca_file: Option<PathBuf>,
+    /// Postgres: the role to log in as.
+    pub user: Option<String>,
+    /// Postgres: the database to connect to (default: `user`).
+    pub database: Option<String>,
     /// SQLite: the database file, relative to the manifest (default `data/sql/<name>/<name>.db`).
     /// The adapter is granted its directory and nothing else, so that directory must hold
     /// nothing but this database (checked at load).
@@ -47,10 +66,19 @@ pub struct DatabaseSection {
     pub secrets: BTreeMap<String, String>,
 }
 
+/// `[databases.<name>] tls`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    Verify,
+    Off,
+}
+
 /// The built-in adapters, by the name `adapter` gives them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AdapterKind {
     Sqlite,
+    Postgres,
     /// An adapter component at this path (resolved against the manifest).
     Component(PathBuf),
 }
@@ -67,6 +95,7 @@ impl DatabaseSection {
     pub fn kind(&self) -> AdapterKind {
         match self.adapter.as_str() {
             "sqlite" => AdapterKind::Sqlite,
+            "postgres" => AdapterKind::Postgres,
             path => AdapterKind::Component(PathBuf::from(path)),
         }
     }
@@ -74,7 +103,19 @@ impl DatabaseSection {
     pub fn pool(&self) -> u32 {
         match self.kind() {
             AdapterKind::Sqlite => 1,
-            AdapterKind::Component(_) => self.pool.unwrap_or(DEFAULT_POOL),
+            AdapterKind::Postgres | AdapterKind::Component(_) => self.pool.unwrap_or(DEFAULT_POOL),
+        }
+    }
+
+    pub fn tls(&self) -> TlsMode {
+        self.tls.unwrap_or(TlsMode::Verify)
+    }
+
+    /// The server's port, for adapters that talk to one.
+    pub fn port(&self) -> Option<u16> {
+        match self.kind() {
+            AdapterKind::Postgres => Some(self.port.unwrap_or(5432)),
+            _ => self.port,
         }
     }
 
@@ -118,6 +159,46 @@ impl Manifest {
                             "remove them; SQLite takes `path`",
                         ));
                     }
+                    self.refuse_server_keys(&key, db, "SQLite opens a file, not a server")?;
+                    self.refuse_login_keys(&key, db, "SQLite has no login")?;
+                }
+                AdapterKind::Postgres => {
+                    if db.host.is_none() {
+                        return Err(self.invalid(
+                            format!("{key}.host"),
+                            "Postgres needs the server's host",
+                            "add `host = \"127.0.0.1\"` (and `port` if not 5432)",
+                        ));
+                    }
+                    if db.user.is_none() {
+                        return Err(self.invalid(
+                            format!("{key}.user"),
+                            "Postgres needs the role to log in as",
+                            "add `user = \"app\"`",
+                        ));
+                    }
+                    if db.path.is_some() {
+                        return Err(self.invalid(
+                            format!("{key}.path"),
+                            "`path` is for SQLite",
+                            "remove it; Postgres takes `host`, `port`, `user`, `database`",
+                        ));
+                    }
+                    if let Some(setting) = db.settings.keys().next() {
+                        return Err(self.invalid(
+                            format!("{key}.settings.{setting}"),
+                            "the Postgres adapter takes no `settings`",
+                            "use `host`, `port`, `user`, `database`, `tls`, `ca_file`",
+                        ));
+                    }
+                    if let Some(setting) = db.secrets.keys().find(|k| *k != "password") {
+                        return Err(self.invalid(
+                            format!("{key}.secrets.{setting}"),
+                            "the Postgres adapter takes one secret, `password`",
+                            "use `secrets = { password = \"db_password\" }`",
+                        ));
+                    }
+                    self.check_server_keys(&key, db)?;
                 }
                 AdapterKind::Component(path) => {
                     if path.extension().is_none_or(|e| e != "wasm") {
@@ -140,6 +221,27 @@ impl Manifest {
                             "`path` is for SQLite",
                             "pass what the adapter needs in `settings`",
                         ));
+                    }
+                    self.refuse_login_keys(
+                        &key,
+                        db,
+                        "an adapter component takes its login in `settings` and `secrets`",
+                    )?;
+                    if db.host.is_some() != db.port.is_some() {
+                        return Err(self.invalid(
+                            format!("{key}.port"),
+                            "`host` and `port` go together",
+                            "set both (the adapter may then connect to that server), or neither",
+                        ));
+                    }
+                    if db.host.is_some() {
+                        self.check_server_keys(&key, db)?;
+                    } else {
+                        self.refuse_server_keys(
+                            &key,
+                            db,
+                            "without `host` the adapter gets no network",
+                        )?;
                     }
                 }
             }
@@ -214,6 +316,64 @@ impl Manifest {
                         "keep it in one place",
                     ));
                 }
+            }
+        }
+        Ok(())
+    }
+
+    fn refuse_server_keys(&self, key: &str, db: &DatabaseSection, why: &str) -> Result<()> {
+        for (set, name) in [
+            (db.host.is_some(), "host"),
+            (db.port.is_some(), "port"),
+            (db.tls.is_some(), "tls"),
+            (db.ca_file.is_some(), "ca_file"),
+        ] {
+            if set {
+                return Err(self.invalid(format!("{key}.{name}"), why, format!("remove `{name}`")));
+            }
+        }
+        Ok(())
+    }
+
+    fn refuse_login_keys(&self, key: &str, db: &DatabaseSection, why: &str) -> Result<()> {
+        for (set, name) in [
+            (db.user.is_some(), "user"),
+            (db.database.is_some(), "database"),
+        ] {
+            if set {
+                return Err(self.invalid(format!("{key}.{name}"), why, format!("remove `{name}`")));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_server_keys(&self, key: &str, db: &DatabaseSection) -> Result<()> {
+        if db.host.as_deref().is_some_and(|h| {
+            h.is_empty() || h.contains(|c: char| c.is_whitespace() || c == '/' || c == ',')
+        }) {
+            return Err(self.invalid(
+                format!("{key}.host"),
+                "not a host name or address",
+                "use a name (`db.internal`) or an address (`10.0.0.5`, `::1`), without the port",
+            ));
+        }
+        if db.port == Some(0) {
+            return Err(self.invalid(format!("{key}.port"), "port 0", "use the server's port"));
+        }
+        if let Some(ca) = &db.ca_file {
+            if db.tls() == TlsMode::Off {
+                return Err(self.invalid(
+                    format!("{key}.ca_file"),
+                    "`ca_file` is for TLS, and `tls = \"off\"`",
+                    "remove `ca_file`, or `tls = \"off\"`",
+                ));
+            }
+            if !self.resolve(ca).is_file() {
+                return Err(self.invalid(
+                    format!("{key}.ca_file"),
+                    format!("`{}` does not exist", self.resolve(ca).display()),
+                    "point `ca_file` at the PEM file of the server's CA",
+                ));
             }
         }
         Ok(())

@@ -26,7 +26,7 @@ use serde::Deserialize;
 
 pub use app::AppSection;
 pub use components::{ComponentSection, FileGrant, Grants, Limits, OutboundGrant};
-pub use databases::{AdapterKind, DatabaseSection};
+pub use databases::{AdapterKind, DatabaseSection, TlsMode};
 pub use kv::{KvBackendKind, KvSection};
 pub use routes::RouteSection;
 pub use security::{DEFAULT_CSP, SecuritySection};

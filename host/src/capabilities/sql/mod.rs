@@ -10,6 +10,7 @@ pub mod migrations;
 pub mod pool;
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -17,7 +18,7 @@ use anyhow::Context as _;
 use wasmtime::component::{Linker, Resource};
 
 use super::{AppSetup, CapData, Capability, ComponentSetup, Cx, Grant, HostState};
-use crate::manifest::{AdapterKind, ComponentSection, Manifest};
+use crate::manifest::{AdapterKind, ComponentSection, Manifest, TlsMode};
 use crate::runtime::bindings::adapter::exports::flagon::app::sql_driver::Limits;
 use crate::runtime::bindings::flagon::app::sql::{self, Transaction};
 use crate::runtime::bindings::flagon::app::sql_types::{self, Outcome, Rows, SqlError, Value};
@@ -27,6 +28,9 @@ use pool::{Lease, Pool, PoolConfig};
 /// building the host needs no C toolchain for wasm) and rebuilt from source by the tests,
 /// which check that the two are the same bytes (`tests/all/plugins.rs`).
 pub const SQLITE_ADAPTER: &[u8] = include_bytes!("../../../../plugins/dist/flagon-sqlite.wasm");
+
+/// The Postgres adapter, `plugins/postgres`, committed and checked the same way.
+pub const POSTGRES_ADAPTER: &[u8] = include_bytes!("../../../../plugins/dist/flagon-postgres.wasm");
 
 pub struct Sql;
 
@@ -98,6 +102,14 @@ impl Capability for Sql {
                     manifest.file.display()
                 )
             };
+            let network = match (&db.host, db.port()) {
+                (Some(host), Some(port)) => Some(
+                    server_addresses(manifest, name, db, host, port)
+                        .await
+                        .with_context(context)?,
+                ),
+                _ => None,
+            };
             let (wasm, data_dir, mut settings) = match db.kind() {
                 AdapterKind::Sqlite => {
                     let file = manifest.sqlite_path(name, db);
@@ -111,6 +123,21 @@ impl Capability for Sql {
                         ("busy_timeout_ms".to_owned(), "0".to_owned()),
                     ];
                     (SQLITE_ADAPTER.to_vec(), Some(dir), settings)
+                }
+                AdapterKind::Postgres => {
+                    let user = db.user.clone().unwrap_or_default();
+                    let settings = vec![
+                        (
+                            "database".to_owned(),
+                            db.database.clone().unwrap_or(user.clone()),
+                        ),
+                        ("user".to_owned(), user),
+                        (
+                            "statement_timeout_ms".to_owned(),
+                            db.timeout().as_millis().to_string(),
+                        ),
+                    ];
+                    (POSTGRES_ADAPTER.to_vec(), None, settings)
                 }
                 AdapterKind::Component(path) => {
                     let path = manifest.resolve(&path);
@@ -128,6 +155,23 @@ impl Capability for Sql {
                 settings.push((setting.clone(), value));
             }
             settings.extend(db.settings.iter().map(|(k, v)| (k.clone(), v.clone())));
+            if let (Some(addresses), Some(host)) = (&network, &db.host) {
+                let list: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
+                settings.push(("address".to_owned(), list.join(",")));
+                settings.push(("host".to_owned(), host.clone()));
+                let tls = match db.tls() {
+                    TlsMode::Verify => "verify",
+                    TlsMode::Off => "off",
+                };
+                settings.push(("tls".to_owned(), tls.to_owned()));
+                if let Some(ca) = &db.ca_file {
+                    let ca = manifest.resolve(ca);
+                    let pem = std::fs::read_to_string(&ca)
+                        .with_context(|| format!("cannot read `{}`", ca.display()))
+                        .with_context(context)?;
+                    settings.push(("ca_pem".to_owned(), pem));
+                }
+            }
             let (component, _) =
                 crate::runtime::engine::load_component(app.engine, &wasm, app.cache_dir)
                     .with_context(context)?;
@@ -139,6 +183,7 @@ impl Capability for Sql {
                     settings,
                     secrets: secrets.into(),
                     data_dir,
+                    network,
                     size: db.pool(),
                     memory: usize::try_from(db.memory()).unwrap_or(usize::MAX),
                     timeout: db.timeout(),
@@ -172,6 +217,42 @@ impl Capability for Sql {
     fn prepare(_: &Self::Component) -> Transactions {
         Transactions::default()
     }
+}
+
+/// The addresses of a database server (`host`, `port`), resolved once at start: the adapter may
+/// connect to these and nothing else. Plain TCP (`tls = "off"`) is refused unless every
+/// address is loopback, and warned about when it is.
+async fn server_addresses(
+    manifest: &Manifest,
+    name: &str,
+    db: &crate::manifest::DatabaseSection,
+    host: &str,
+    port: u16,
+) -> anyhow::Result<Arc<[SocketAddr]>> {
+    let addresses: Vec<SocketAddr> = match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => tokio::net::lookup_host((host, port))
+            .await
+            .with_context(|| format!("cannot resolve `{host}` (`[databases.{name}] host`)"))?
+            .collect(),
+    };
+    if addresses.is_empty() {
+        anyhow::bail!("`{host}` has no address (`[databases.{name}] host`)");
+    }
+    if db.tls() == TlsMode::Off {
+        if let Some(remote) = addresses.iter().find(|a| !a.ip().is_loopback()) {
+            anyhow::bail!(
+                "invalid manifest `{}`: `databases.{name}.tls`: plain TCP to `{host}` ({}) would \
+                 send the password and every row unencrypted across the network\n  help: use \
+                 `tls = \"verify\"` (with `ca_file` for a private CA); `tls = \"off\"` is only \
+                 for a server on this machine's loopback",
+                manifest.file.display(),
+                remote.ip()
+            );
+        }
+        tracing::warn!(database = %name, "plain TCP to the database (tls = \"off\"): allowed because the server is on loopback");
+    }
+    Ok(addresses.into())
 }
 
 /// Create the SQLite file's directory (0700) if needed and take an exclusive OS lock on a

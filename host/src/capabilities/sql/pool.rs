@@ -14,6 +14,7 @@
 //!   settings restored); a transaction that is dropped, or still open when its request ends, is
 //!   rolled back by that `reset`.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,9 +23,10 @@ use anyhow::Context as _;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Component, HasData, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
+use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::capabilities::wasi::link_baseline;
+use crate::capabilities::wasi::{link_baseline, link_sockets};
 use crate::runtime::bindings::adapter::SqlAdapter;
 use crate::runtime::bindings::adapter::SqlAdapterPre;
 use crate::runtime::bindings::adapter::exports::flagon::app::sql_driver::Limits;
@@ -47,6 +49,9 @@ pub struct PoolConfig {
     pub secrets: Arc<[String]>,
     /// A host directory the adapter sees as `/data` (read-write), if any.
     pub data_dir: Option<PathBuf>,
+    /// The addresses the adapter may open TCP connections to, if any (its server's, resolved
+    /// by the host). Without them the adapter gets no `wasi:sockets` at all.
+    pub network: Option<Arc<[SocketAddr]>>,
     /// Instances (connections) at most.
     pub size: u32,
     pub memory: usize,
@@ -63,6 +68,7 @@ pub struct Pool {
     settings: Vec<(String, String)>,
     log: GuestLog,
     data_dir: Option<PathBuf>,
+    network: Option<Arc<[SocketAddr]>>,
     memory: usize,
     timeout: Duration,
     limits: Limits,
@@ -139,12 +145,14 @@ impl log::Host for &mut AdapterState {
 }
 
 /// The interfaces an adapter may import: the WASI baseline (its context preopens only the
-/// data directory, and links no sockets), `log`, and the SQL types.
-pub fn allowed_import(name: &str) -> bool {
+/// data directory), `log`, the SQL types, and `wasi:sockets` if it has a server to reach
+/// (`network`).
+pub fn allowed_import(name: &str, network: bool) -> bool {
     let path = name.split_once('@').map_or(name, |(p, _)| p);
     <crate::capabilities::wasi::Wasi as crate::capabilities::Capability>::INTERFACES.contains(&path)
         || path == "flagon:app/log"
         || path == "flagon:app/sql-types"
+        || (network && path.starts_with("wasi:sockets/"))
 }
 
 impl Pool {
@@ -157,17 +165,21 @@ impl Pool {
             .component_type()
             .imports(engine)
             .map(|(import, _)| import.to_string())
-            .filter(|import| !allowed_import(import))
+            .filter(|import| !allowed_import(import, config.network.is_some()))
             .collect();
         if !refused.is_empty() {
             anyhow::bail!(
                 "the adapter imports {}, which adapters are not given (only the WASI baseline, \
-                 `flagon:app/log` and `flagon:app/sql-types`)",
+                 `flagon:app/log` and `flagon:app/sql-types`, and `wasi:sockets` when the \
+                 database has a `host`)",
                 refused.join(", ")
             );
         }
         let mut linker = Linker::<AdapterState>::new(engine);
         link_baseline(&mut linker)?;
+        if config.network.is_some() {
+            link_sockets(&mut linker)?;
+        }
         log::add_to_linker::<_, AdapterLog>(&mut linker, |s| s)?;
         crate::runtime::bindings::flagon::app::sql_types::add_to_linker::<_, AdapterLog>(
             &mut linker,
@@ -190,6 +202,7 @@ impl Pool {
             pre,
             settings: config.settings,
             data_dir: config.data_dir,
+            network: config.network,
             memory: config.memory,
             timeout: config.timeout,
             limits: config.limits,
@@ -237,6 +250,23 @@ impl Pool {
                     ))
                 })?;
         }
+        if let Some(allowed) = &self.network {
+            // TCP connections to the database's addresses and nothing else: no listening, no
+            // binding to a chosen address, no UDP, no name lookups.
+            let allowed = allowed.clone();
+            wasi.allow_tcp(true)
+                .allow_udp(false)
+                .allow_ip_name_lookup(false)
+                .socket_addr_check(move |addr, use_| {
+                    let ok = match use_ {
+                        SocketAddrUse::TcpConnect => allowed.contains(&addr),
+                        // The implicit bind of a connect, to the wildcard address.
+                        SocketAddrUse::TcpBind => addr.ip().is_unspecified() && addr.port() == 0,
+                        _ => false,
+                    };
+                    Box::pin(async move { ok })
+                });
+        }
         let state = AdapterState {
             runtime: RuntimeCtx::new(self.memory),
             wasi: wasi.build(),
@@ -277,7 +307,13 @@ impl Pool {
         let conn = match idle {
             Some(conn) => conn,
             None => self.connect().await.map_err(|e| match e {
-                ConnectError::Failed(e) => e,
+                // The reason is the operator's (the server is down, a password changed); the
+                // handler learns that the database is unreachable for now.
+                ConnectError::Failed(e) => {
+                    let reason = self.log.clean(&describe(&e), MAX_LOG_LINE_BYTES);
+                    tracing::error!(database = %self.name, "cannot connect: {reason}");
+                    SqlError::ConnectionLost
+                }
                 ConnectError::Trap(t) => {
                     tracing::error!(database = %self.name, "the adapter failed to start: {t}");
                     SqlError::ConnectionLost
@@ -358,6 +394,11 @@ macro_rules! guarded {
                     tokio::time::timeout(limit, $call).await
                 };
                 match outcome {
+                    // The adapter lost its connection: drop the instance, and the pool makes
+                    // a new one (a new connection) when next needed.
+                    Ok(Ok(Err(SqlError::ConnectionLost))) => {
+                        Err(leased.discard(Failure::Trap("its connection was lost".into())))
+                    }
                     Ok(Ok(result)) => {
                         $lease.0 = Some(leased);
                         result

@@ -135,7 +135,7 @@ impl Handler for Db {
                 let note = q("note");
                 let note = (!note.is_empty()).then_some(note);
                 let outcome = main.execute(
-                    "INSERT INTO todos (title, note) VALUES (?1, ?2)",
+                    "INSERT INTO todos (title, note) VALUES ($1, $2)",
                     params![q("title"), note],
                 )?;
                 Ok(Response::json(&json!({ "id": outcome.last_insert_id })))
@@ -149,7 +149,7 @@ impl Handler for Db {
             }
             Some("tx") => {
                 let tx = main.transaction()?;
-                tx.execute("INSERT INTO todos (title) VALUES (?1)", params![q("title")])?;
+                tx.execute("INSERT INTO todos (title) VALUES ($1)", params![q("title")])?;
                 let inside: Option<i64> = tx.query_one("SELECT count(*) FROM todos", params![])?;
                 match q("how").as_str() {
                     "commit" => tx.commit()?,
