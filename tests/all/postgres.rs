@@ -917,3 +917,61 @@ async fn postgres_migrations_apply_at_start() {
         json!([[{"int": 1}, {"text": "0001_create.sql"}], [{"int": 2}, {"text": "0002_seed.sql"}]])
     );
 }
+
+/// Each mistake in a Postgres section stops the load and names the key to fix.
+#[tokio::test]
+async fn postgres_manifest_mistakes_name_the_key() {
+    let pg = "[databases.main]\nadapter = \"postgres\"\n";
+    let vars = "[variables]\npw = { default = \"x\", secret = true }\n";
+    for (section, key) in [
+        (format!("{pg}user = \"a\"\n"), "databases.main.host"),
+        (format!("{pg}host = \"127.0.0.1\"\n"), "databases.main.user"),
+        (
+            format!("{pg}host = \"a b\"\nuser = \"a\"\n"),
+            "databases.main.host",
+        ),
+        (
+            format!("{pg}host = \"h\"\nuser = \"a\"\ntls = \"maybe\"\n"),
+            "tls",
+        ),
+        (
+            format!("{pg}host = \"h\"\nuser = \"a\"\ntls = \"off\"\nca_file = \"flagon.toml\"\n"),
+            "databases.main.ca_file",
+        ),
+        (
+            format!("{pg}host = \"h\"\nuser = \"a\"\nca_file = \"nope.pem\"\n"),
+            "databases.main.ca_file",
+        ),
+        (
+            format!("{pg}host = \"h\"\nuser = \"a\"\nsettings = {{ sslmode = \"x\" }}\n"),
+            "databases.main.settings.sslmode",
+        ),
+        (
+            format!("{pg}host = \"h\"\nuser = \"a\"\nsecrets = {{ token = \"pw\" }}\n{vars}"),
+            "databases.main.secrets.token",
+        ),
+        (
+            format!("{pg}host = \"h\"\nuser = \"a\"\npath = \"x.db\"\n"),
+            "databases.main.path",
+        ),
+        (
+            "[databases.main]\nadapter = \"sqlite\"\nhost = \"127.0.0.1\"\n".to_string(),
+            "databases.main.host",
+        ),
+        (
+            "[databases.main]\nadapter = \"sqlite\"\nuser = \"a\"\n".to_string(),
+            "databases.main.user",
+        ),
+    ] {
+        let m = TestManifest::new(&manifest(&section, "sql = [\"main\"]"));
+        let e = format!("{:#}", m.load().await.err().expect("must refuse"));
+        assert!(e.contains(key), "{section}: {e}");
+    }
+    let component = format!(
+        "[databases.main]\nadapter = {}\nhost = \"127.0.0.1\"\n",
+        program(programs::DIAL_ADAPTER)
+    );
+    let m = TestManifest::new(&manifest(&component, "sql = [\"main\"]"));
+    let e = format!("{:#}", m.load().await.err().expect("host without port"));
+    assert!(e.contains("databases.main.port"), "{e}");
+}

@@ -151,6 +151,40 @@ fn main() {
         "/no-such-route",
     ];
     let mut paths: Vec<&str> = paths.to_vec();
+    // The latency baseline of each row: the native page for pages, native hyper otherwise.
+    let mut bases = vec![0, 0, 2, 2, 2, 5, 5, 0];
+    // The Postgres page, when Postgres is installed: one server for both, each on a database
+    // of its own.
+    let postgres = Postgres::start(&work.join("pg"));
+    match &postgres {
+        Some(pg) => {
+            pg.psql("CREATE DATABASE native");
+            let pg_app = write_pg_app(&work.join("pgapp"), &wasm, pg);
+            drop(Server::start("warm pg", flagon_cmd(&bins, &pg_app, &cache)));
+            let mut native = cmd(&bins.join("axum-pgpage"));
+            native.env(
+                "PG_URL",
+                format!(
+                    "host=127.0.0.1 port={} user=flagon password={PG_PASSWORD} dbname=native",
+                    pg.port
+                ),
+            );
+            let first = servers.len();
+            servers.push(Server::start("axum + tokio-postgres page (native)", native));
+            servers.push(Server::start(
+                "Flagon Postgres page (adapter + host templates)",
+                flagon_cmd(&bins, &pg_app, &cache),
+            ));
+            paths.extend(["/db-page", "/db-page"]);
+            bases.extend([first, first]);
+        }
+        None => {
+            let _ = writeln!(
+                report,
+                "Postgres is not installed: the Postgres page is left out (`apt-get install postgresql`).\n"
+            );
+        }
+    }
     if which("wasmtime") {
         let mut c = Command::new("wasmtime");
         c.args(["serve", "-S", "common"])
@@ -158,6 +192,7 @@ fn main() {
             .arg("--addr");
         servers.push(Server::start("wasmtime serve hello (wasi:http)", c));
         paths.push("/");
+        bases.push(0);
     } else {
         let _ = writeln!(
             report,
@@ -184,14 +219,8 @@ fn main() {
     );
     let _ = writeln!(report, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (i, (s, m)) in servers.iter().zip(&medians).enumerate() {
-        // Pages compare with the native page; everything else with native hyper hello.
-        let lat_base = if paths[i].starts_with("/page") {
-            page_base
-        } else if paths[i] == "/db-page" {
-            &medians[5]
-        } else {
-            base
-        };
+        // Pages compare with their native page; everything else with native hyper hello.
+        let lat_base = &medians[bases[i]];
         let _ = writeln!(
             report,
             "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.2} | {:.1} |",
@@ -223,6 +252,15 @@ fn main() {
         medians[6].rps / medians[5].rps,
         medians[6].cpu_us / medians[5].cpu_us
     );
+    if postgres.is_some() {
+        let (native, flagon) = (&medians[8], &medians[9]);
+        let _ = writeln!(
+            report,
+            "\nFlagon Postgres page vs axum + tokio-postgres: {:.2}× the req/s, {:.2}× the CPU per request (goal: at most 2× the CPU; the Postgres server's own CPU is not counted for either).",
+            flagon.rps / native.rps,
+            flagon.cpu_us / native.cpu_us
+        );
+    }
     let _ = writeln!(report);
 
     if o.scaling {
@@ -267,6 +305,7 @@ fn main() {
     }
 
     drop(servers);
+    drop(postgres);
     print!("{report}");
     if let Some(out) = o.out {
         std::fs::write(&out, &report).unwrap();
@@ -449,6 +488,116 @@ component = "dbpage"
     let path = dir.join("flagon.toml");
     std::fs::write(&path, text).unwrap();
     path
+}
+
+const PG_PASSWORD: &str = "bench-pg-password";
+
+/// The app of the Postgres page: the same `dbpage` guest on Postgres.
+fn write_pg_app(dir: &Path, wasm: &Path, pg: &Postgres) -> PathBuf {
+    let sqlite = write_db_app(dir, wasm);
+    let text = std::fs::read_to_string(&sqlite).unwrap().replace(
+        "adapter = \"sqlite\"\n",
+        &format!(
+            "adapter = \"postgres\"\nhost = \"127.0.0.1\"\nport = {}\nuser = \"flagon\"\ndatabase = \"postgres\"\ntls = \"off\"\npool = 4\nsecrets = {{ password = \"pg_password\" }}\n",
+            pg.port
+        ),
+    ) + &format!("\n[variables]\npg_password = {{ default = \"{PG_PASSWORD}\", secret = true }}\n");
+    std::fs::write(&sqlite, text).unwrap();
+    sqlite
+}
+
+/// A Postgres server on a loopback port for the run (`initdb` in the work directory; as the
+/// `postgres` user when run as root, since Postgres refuses root). `None` if not installed.
+struct Postgres {
+    dir: PathBuf,
+    bin: PathBuf,
+    port: u16,
+    child: Child,
+}
+
+impl Postgres {
+    fn start(dir: &Path) -> Option<Postgres> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .filter(|b| b.join("initdb").exists())
+            .max()?;
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("pw"), PG_PASSWORD).unwrap();
+        let root = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+        let as_user = |program: &str| {
+            let mut c = if root {
+                let mut c = Command::new("runuser");
+                c.args(["-u", "postgres", "--"]).arg(bin.join(program));
+                c
+            } else {
+                Command::new(bin.join(program))
+            };
+            c.stdout(Stdio::null());
+            c
+        };
+        if root {
+            run(Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir));
+        }
+        run(as_user("initdb")
+            .arg("-D")
+            .arg(dir.join("data"))
+            .args(["-U", "flagon", "--auth=scram-sha-256", "-E", "UTF8"])
+            .arg(format!("--pwfile={}", dir.join("pw").display())));
+        let port = free_port().port();
+        let child = as_user("postgres")
+            .arg("-D")
+            .arg(dir.join("data"))
+            .args(["-p", &port.to_string(), "-k"])
+            .arg(dir)
+            .args(["-c", "listen_addresses=127.0.0.1"])
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("postgres starts");
+        let pg = Postgres {
+            dir: dir.to_path_buf(),
+            bin,
+            port,
+            child,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !Command::new(pg.bin.join("pg_isready"))
+            .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            assert!(Instant::now() < deadline, "postgres did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(pg)
+    }
+
+    fn psql(&self, sql: &str) {
+        run(Command::new(self.bin.join("psql"))
+            .args(["-q", "-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-U", "flagon", "-d", "postgres", "-c", sql])
+            .env("PGPASSWORD", PG_PASSWORD)
+            .stdout(Stdio::null()));
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        // The postmaster's pid (the child may be `runuser`, which does not pass signals on).
+        if let Some(pid) = std::fs::read_to_string(self.dir.join("data/postmaster.pid"))
+            .ok()
+            .and_then(|s| s.lines().next().map(str::to_string))
+        {
+            let _ = Command::new("kill").args(["-INT", &pid]).status();
+        }
+        let _ = self.child.wait();
+    }
 }
 
 /// Only the seed is used here; the rest is for the servers.
