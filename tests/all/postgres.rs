@@ -128,6 +128,11 @@ impl PgServer {
             tls,
         };
         pg.run().await;
+        // The app logs in as an ordinary role, as it should in production, not as the
+        // superuser `flagon` that owns the cluster.
+        pg.psql(&format!(
+            "CREATE ROLE app LOGIN PASSWORD '{PASSWORD}'; GRANT ALL ON SCHEMA public TO app"
+        ));
         pg
     }
 
@@ -190,7 +195,7 @@ impl PgServer {
     /// The `[databases.main]` section for this server.
     pub(crate) fn section(&self, extra: &str) -> String {
         format!(
-            "[databases.main]\nadapter = \"postgres\"\nhost = \"127.0.0.1\"\nport = {}\nuser = \"flagon\"\n\
+            "[databases.main]\nadapter = \"postgres\"\nhost = \"127.0.0.1\"\nport = {}\nuser = \"app\"\n\
              database = \"postgres\"\ntls = \"off\"\nsecrets = {{ password = \"pg_password\" }}\n\
              max_rows = 100\nmax_bytes = \"64KiB\"\ntimeout = \"500ms\"\n{extra}\n\
              [variables]\npg_password = {{ default = \"{PASSWORD}\", secret = true }}\n",
