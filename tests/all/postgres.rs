@@ -894,7 +894,8 @@ async fn postgres_migrations_apply_at_start() {
     let files = [
         (
             "migrations/0001_create.sql",
-            "CREATE TABLE notes (id BIGSERIAL PRIMARY KEY, body TEXT NOT NULL);\nCREATE INDEX notes_body ON notes (body);\n",
+            // A migration may run longer than a request's statement (timeout = 500ms).
+            "SELECT pg_sleep(0.8);\nCREATE TABLE notes (id BIGSERIAL PRIMARY KEY, body TEXT NOT NULL);\nCREATE INDEX notes_body ON notes (body);\n",
         ),
         (
             "migrations/0002_seed.sql",
@@ -979,4 +980,10 @@ async fn postgres_manifest_mistakes_name_the_key() {
     let m = TestManifest::new(&manifest(&component, "sql = [\"main\"]"));
     let e = format!("{:#}", m.load().await.err().expect("host without port"));
     assert!(e.contains("databases.main.port"), "{e}");
+    let m = TestManifest::new(&manifest(
+        &format!("{component}port = 5432\nsettings = {{ address = \"10.0.0.1:5432\" }}\n"),
+        "sql = [\"main\"]",
+    ));
+    let e = format!("{:#}", m.load().await.err().expect("host-made settings"));
+    assert!(e.contains("databases.main.settings.address"), "{e}");
 }

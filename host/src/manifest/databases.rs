@@ -205,7 +205,7 @@ impl Manifest {
                         return Err(self.invalid(
                             format!("{key}.adapter"),
                             format!("unknown adapter `{}`", db.adapter),
-                            "use `\"sqlite\"`, or the path of an adapter component ending in `.wasm`",
+                            "use `\"sqlite\"`, `\"postgres\"`, or the path of an adapter component ending in `.wasm`",
                         ));
                     }
                     if !self.resolve(&path).is_file() {
@@ -232,6 +232,18 @@ impl Manifest {
                             format!("{key}.port"),
                             "`host` and `port` go together",
                             "set both (the adapter may then connect to that server), or neither",
+                        ));
+                    }
+                    if let Some(setting) = db
+                        .settings
+                        .keys()
+                        .chain(db.secrets.keys())
+                        .find(|k| ["address", "host", "tls", "ca_pem"].contains(&k.as_str()))
+                    {
+                        return Err(self.invalid(
+                            format!("{key}.settings.{setting}"),
+                            "the host sets this one from `host`, `port`, `tls` and `ca_file`",
+                            "use those keys, or another name for the adapter's own setting",
                         ));
                     }
                     if db.host.is_some() {

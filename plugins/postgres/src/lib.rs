@@ -693,9 +693,10 @@ impl Conn {
         Ok(out)
     }
 
-    /// Read what [`RESET`] answers; true if the session is clean and idle.
+    /// Read what [`RESET`] answers: true if the session is clean and idle, false if a
+    /// handler's own prepared statements are left; an error if any line of it failed.
     fn read_reset(&mut self) -> Result<bool, Fail> {
-        let mut ok = true;
+        let mut failed = None;
         let mut prepared_by_sql: i64 = 0;
         loop {
             match self.message(None)? {
@@ -713,11 +714,17 @@ impl Conn {
                     if e.ends_connection() {
                         return Err(Fail::Io(io::Error::other(e.message)));
                     }
-                    ok = false;
+                    failed.get_or_insert(e);
                 }
                 Message::ReadyForQuery(body) => {
                     self.status = body.status();
-                    return Ok(ok && self.status == b'I' && prepared_by_sql == 0);
+                    if let Some(e) = failed {
+                        return Err(Fail::Sql(SqlError::Other(format!(
+                            "the session could not be reset: {} (SQLSTATE {})",
+                            e.message, e.code
+                        ))));
+                    }
+                    return Ok(self.status == b'I' && prepared_by_sql == 0);
                 }
                 _ => {}
             }
@@ -770,7 +777,7 @@ impl Conn {
         if !self.read_reset()? {
             if self.status != b'I' {
                 return Err(Fail::Sql(SqlError::Other(
-                    "the session could not be reset".into(),
+                    "the session could not be reset: still in a transaction".into(),
                 )));
             }
             // Statements a handler prepared with SQL `PREPARE`: drop them all (ours too).
@@ -810,9 +817,10 @@ impl State {
         for attempt in 0..2 {
             let conn = match &mut self.conn {
                 Some(conn) => conn,
+                // Whatever stops a new connection now (the server down, or still starting
+                // up), the database is unreachable for this call.
                 None => match Conn::open_io(&self.config) {
                     Ok(conn) => self.conn.insert(conn),
-                    Err(Fail::Sql(e)) => return Err(e),
                     Err(_) => return Err(SqlError::ConnectionLost),
                 },
             };
@@ -980,6 +988,9 @@ impl Guest for Postgres {
     }
 
     fn run_script(script: String) -> Result<(), SqlError> {
+        // Migrations get the host's migration deadline (10 minutes), not the per-statement
+        // `statement_timeout` of requests; `SET LOCAL` ends with the migration's transaction.
+        let script = format!("SET LOCAL statement_timeout = '10min';\n{script}");
         with_state(|s| s.with(|c| c.simple(&script))).map(drop)
     }
 

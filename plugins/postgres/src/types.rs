@@ -122,6 +122,13 @@ fn array_json(text: &str, kind: Element) -> Result<String, String> {
         } else {
             match kind {
                 Element::Bool => out.push_str(if element == "t" { "true" } else { "false" }),
+                // numeric's NaN and Infinity are not JSON numbers.
+                Element::Number
+                    if element
+                        .contains(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E') =>
+                {
+                    json_string(out, element)
+                }
                 Element::Number => out.push_str(element),
                 Element::Float if element.parse::<f64>().is_ok_and(f64::is_finite) => {
                     out.push_str(element)
@@ -205,6 +212,10 @@ mod tests {
             r#"[["a b","c"],["NULL","q\"x"]]"#
         );
         assert_eq!(array_json("{t,f}", Element::Bool).unwrap(), "[true,false]");
+        assert_eq!(
+            array_json("{1.5,NaN,-Infinity,2e3}", Element::Number).unwrap(),
+            r#"[1.5,"NaN","-Infinity",2e3]"#
+        );
         assert_eq!(
             array_json("{1.5,NaN,Infinity}", Element::Float).unwrap(),
             r#"[1.5,"NaN","Infinity"]"#
