@@ -596,6 +596,9 @@ async fn postgres_errors_caps_and_deadlines() {
     )
     .await;
     assert_eq!(e, json!({"kind": "too-large", "detail": 65536}));
+    // A NUL in the statement text is a syntax error, not a lost connection.
+    let e = err(&s, "query", "main", "SELECT 1 -- \u{0}", json!([])).await;
+    assert_eq!(e["kind"], "syntax", "{e}");
     // The connection is still good after each refusal.
     let r = ok(&s, "query", "main", "SELECT 1::int8", json!([])).await;
     assert_eq!(r["rows"][0][0], json!({"int": 1}));

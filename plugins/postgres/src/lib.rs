@@ -549,6 +549,7 @@ impl Conn {
         limits: Limits,
         then_reset: bool,
     ) -> Result<Exchange, Fail> {
+        refuse_nul(sql)?;
         self.counter += 1;
         let tick = self.counter;
         let cached = self.statements.get_mut(sql).map(|p| {
@@ -598,6 +599,9 @@ impl Conn {
         };
         let mut bytes: u64 = 0;
         let mut first = true;
+        // Set once the server bound the portal: an error after it may come from a statement
+        // that ran.
+        let mut bound = false;
         loop {
             let budget = limits.max_bytes.saturating_sub(bytes);
             let Some(message) = self.message_or_skip(Some(budget))? else {
@@ -606,6 +610,7 @@ impl Conn {
             };
             let was_first = std::mem::replace(&mut first, false);
             match message {
+                Message::BindComplete => bound = true,
                 Message::DataRow(row) => {
                     if out.too_large || out.too_many {
                         continue;
@@ -621,7 +626,15 @@ impl Conn {
                         let oid = columns.get(i).map_or(0, |c| c.1);
                         i += 1;
                         let value = match range {
-                            None => Value::Null,
+                            None => {
+                                // Every value costs something, NULL included.
+                                bytes += 8;
+                                if bytes > limits.max_bytes {
+                                    out.too_large = true;
+                                    break;
+                                }
+                                Value::Null
+                            }
                             Some(r) => {
                                 bytes += (r.end - r.start).max(8) as u64;
                                 if bytes > limits.max_bytes {
@@ -675,18 +688,24 @@ impl Conn {
                 _ => {}
             }
         }
-        self.clean = if then_reset {
-            self.read_reset()?
-        } else {
-            false
-        };
+        // The session may have changed; only a reset that fully succeeded makes it clean. A
+        // pipelined reset that failed drops the connection: what the statement changed could
+        // otherwise reach the next request.
+        self.clean = false;
+        if then_reset {
+            self.clean = self.read_reset().map_err(|e| match e {
+                Fail::Sql(_) => Fail::Io(io::Error::other("the session could not be reset")),
+                other => other,
+            })?;
+        }
         if was_cached
+            && !bound
             && let Some(e) = &out.error
             && matches!(e.code.as_str(), "26000" | "0A000")
             && self.status == b'I'
         {
-            // A handler deallocated it, or a table changed under the cached plan; neither
-            // ran the statement. Prepare it again.
+            // A handler deallocated it, or a table changed under the cached plan: refused at
+            // Bind (before any BindComplete), so nothing ran. Prepare it again.
             self.statements.remove(sql);
             return self.statement(sql, params, limits, then_reset);
         }
@@ -734,6 +753,7 @@ impl Conn {
     /// One simple-protocol command (no parameters): BEGIN, COMMIT, a migration script.
     /// Returns the last command tag.
     fn simple(&mut self, sql: &str) -> Result<String, Fail> {
+        refuse_nul(sql)?;
         frontend::query(sql, &mut self.write)?;
         self.flush()?;
         let mut tag = String::new();
@@ -787,6 +807,17 @@ impl Conn {
         self.clean = true;
         Ok(())
     }
+}
+
+/// The protocol's strings end at NUL, so a statement holding one cannot be sent (and would
+/// otherwise fail as an I/O error, dropping the connection).
+fn refuse_nul(sql: &str) -> Result<(), Fail> {
+    if sql.contains('\0') {
+        return Err(Fail::Sql(SqlError::Syntax(
+            "a statement cannot hold a NUL character".into(),
+        )));
+    }
+    Ok(())
 }
 
 /// The server ended the connection in the middle of an exchange.
