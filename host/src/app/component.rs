@@ -9,10 +9,13 @@ use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
 use crate::capabilities::{self, AppCaps, ComponentCaps, HostState, ImportReport, RequestCtx};
-use crate::manifest::{ComponentSection, Manifest};
-use crate::runtime::bindings::{Request, Response};
+use crate::manifest::{ComponentRole, ComponentSection, Manifest};
+use crate::runtime::bindings::extension::middleware::exports::flagon::app::intercept::Action;
+use crate::runtime::bindings::{Request, RequestHead, Response};
 use crate::runtime::engine;
-use crate::runtime::{Failure, Handler, Origin};
+use crate::runtime::{
+    AuthOutcome, Authenticator, Failure, Handler, Middleware, MiddlewareInstance, Origin,
+};
 
 /// A component ready to serve requests.
 pub struct LoadedComponent {
@@ -24,7 +27,15 @@ pub struct LoadedComponent {
     pub session: bool,
     /// What each capability granted it.
     pub caps: Arc<ComponentCaps>,
-    handler: Handler<HostState>,
+    pub role: ComponentRole,
+    exports: Exports,
+}
+
+/// The component's exports, by the role the manifest gives it.
+enum Exports {
+    Handler(Handler<HostState>),
+    Authenticator(Authenticator<HostState>),
+    Middleware(Middleware<HostState>),
 }
 
 impl LoadedComponent {
@@ -46,13 +57,34 @@ impl LoadedComponent {
             .instantiate_pre(&component)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("failed to link component `{id}`"))?;
-        let handler = Handler::new(instance_pre, section.limits.timeout.0)
-            .map_err(anyhow::Error::from)
-            .with_context(|| {
-                format!(
-                    "component `{id}` does not export `handle` from the `flagon:app/handler` world"
-                )
-            })?;
+        let role = manifest.role(id);
+        let timeout = section.limits.timeout.0;
+        let exports = match role {
+            ComponentRole::Handler => Handler::new(instance_pre, timeout).map(Exports::Handler),
+            ComponentRole::Authenticator => {
+                Authenticator::new(instance_pre, timeout).map(Exports::Authenticator)
+            }
+            ComponentRole::Middleware => {
+                Middleware::new(instance_pre, timeout).map(Exports::Middleware)
+            }
+        }
+        .map_err(anyhow::Error::from)
+        .with_context(|| {
+            let (what, used) = match role {
+                ComponentRole::Handler => ("`handle`", "a route's `component`"),
+                ComponentRole::Authenticator => {
+                    ("`flagon:app/authenticate`", "an authenticator in `[auth]`")
+                }
+                ComponentRole::Middleware => {
+                    ("`flagon:app/intercept`", "a `[[middleware]]` component")
+                }
+            };
+            format!(
+                "component `{id}` is used as {used} but does not export {what} from the `flagon:app/{}` world ({})",
+                role.world(),
+                manifest.file.display()
+            )
+        })?;
         Ok(Self {
             id: id.to_string(),
             path,
@@ -60,7 +92,8 @@ impl LoadedComponent {
             imports,
             session: section.grants.session,
             caps: Arc::new(caps),
-            handler,
+            role,
+            exports,
         })
     }
 
@@ -68,6 +101,59 @@ impl LoadedComponent {
     /// (benchmarks, embedding).
     pub fn request_ctx(&self, request_id: Arc<str>) -> RequestCtx {
         RequestCtx::new(request_id, None, &http::HeaderMap::new())
+    }
+
+    /// Run the extension's `check-settings` on an instance of its own (at load); a handler has
+    /// none. An error names the component and its `settings`.
+    pub async fn check_settings(&self, engine: &Engine) -> Result<()> {
+        let ctx = self.request_ctx(Arc::from("load")).read_only();
+        let state = HostState::new(&self.caps, ctx);
+        let outcome = match &self.exports {
+            Exports::Handler(_) => return Ok(()),
+            Exports::Authenticator(a) => a.check_settings(engine, state).await,
+            Exports::Middleware(m) => m.check_settings(engine, state).await,
+        };
+        let id = &self.id;
+        match outcome {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(why)) => bail!(
+                "component `{id}` refused its settings: {}\n  help: fix `[components.{id}] settings`",
+                crate::text::log_safe(&why)
+            ),
+            Err(failure) => bail!(
+                "component `{id}` failed while checking its settings: {}",
+                crate::text::log_safe(&failure.to_string())
+            ),
+        }
+    }
+
+    /// Ask this authenticator who sent `head`, on a fresh instance.
+    pub async fn authenticate(
+        &self,
+        engine: &Engine,
+        head: &RequestHead,
+        ctx: RequestCtx,
+    ) -> Result<AuthOutcome, Failure> {
+        let Exports::Authenticator(a) = &self.exports else {
+            return Err(Failure::Trap(format!("component `{}` is not an authenticator", self.id)));
+        };
+        let state = HostState::new(&self.caps, ctx);
+        let (outcome, mut store) = a.authenticate(engine, state, head).await;
+        store.data_mut().finish();
+        outcome
+    }
+
+    /// Call this middleware's `before` on a fresh instance, kept for `after` on `continue`.
+    pub async fn before(
+        &self,
+        engine: &Engine,
+        head: &RequestHead,
+        ctx: RequestCtx,
+    ) -> Result<(Action, MiddlewareInstance<HostState>), Failure> {
+        let Exports::Middleware(m) = &self.exports else {
+            return Err(Failure::Trap(format!("component `{}` is not a middleware", self.id)));
+        };
+        m.before(engine, HostState::new(&self.caps, ctx), head).await
     }
 
     /// Run one request through a fresh instance; what the call left behind (the session the
@@ -78,8 +164,12 @@ impl LoadedComponent {
         request: &Request,
         ctx: RequestCtx,
     ) -> (Result<Response, Failure>, capabilities::Finished) {
+        let Exports::Handler(handler) = &self.exports else {
+            let failure = Failure::Trap(format!("component `{}` is not a handler", self.id));
+            return (Err(failure), capabilities::Finished::default());
+        };
         let state = HostState::new(&self.caps, ctx);
-        let (outcome, mut store) = self.handler.call(engine, state, request).await;
+        let (outcome, mut store) = handler.call(engine, state, request).await;
         let finished = store.data_mut().finish();
         // The Store (and the instance) ends here, whatever happened.
         drop(store);

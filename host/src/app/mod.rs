@@ -4,6 +4,7 @@
 //! The top of the host: it uses every other folder but `cli`, and nothing below imports it.
 
 pub mod component;
+mod guard;
 mod pipeline;
 mod response;
 
@@ -63,6 +64,8 @@ pub struct App {
     // Field order matters for drop: components (and their InstancePre) before the engine.
     components: Vec<LoadedComponent>,
     router: Router,
+    auth: guard::AuthSettings,
+    middleware: Vec<guard::MiddlewareEntry>,
     web: Arc<Web>,
     caps: Arc<AppCaps>,
     server: ServerSection,
@@ -80,6 +83,7 @@ impl App {
             max_instances: manifest
                 .server
                 .max_instances
+                .saturating_mul(manifest.instances_per_request())
                 .saturating_add(manifest.adapter_instances()),
             max_memory: manifest.max_component_memory(),
         })?;
@@ -127,12 +131,15 @@ impl App {
                 millis = started.elapsed().as_millis() as u64,
                 "component loaded"
             );
+            loaded.check_settings(&engine.engine).await?;
             components.push(loaded);
         }
         let router = Router::new(manifest)?;
         Ok(Self {
             components,
             router,
+            auth: guard::AuthSettings::new(manifest),
+            middleware: guard::MiddlewareEntry::all(manifest),
             web,
             caps,
             server: manifest.server.clone(),

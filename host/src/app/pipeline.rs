@@ -19,6 +19,7 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 
 use super::App;
+use super::guard::Authenticated;
 use super::component::LoadedComponent;
 use super::response::{SizeHintExact, into_http, wit_method};
 use crate::capabilities::{Finished, RequestCtx};
@@ -28,7 +29,7 @@ use crate::http::forms::{self, FormField, FormKind, FormLimits};
 use crate::http::request_id::RequestId;
 use crate::http::router::{Match, Route};
 use crate::runtime::Failure;
-use crate::runtime::bindings::{self, Response as GuestResponse};
+use crate::runtime::bindings::{self, Identity, RequestHead, Response as GuestResponse};
 use crate::text::log_safe;
 use crate::web::csrf;
 use crate::web::security::Peer;
@@ -44,6 +45,28 @@ struct Routed<'a> {
     route: &'a Route,
     params: Vec<(String, String)>,
     head_from_get: bool,
+}
+
+/// Where routing sends a request: a route, or the host's answer to OPTIONS (which middleware
+/// may answer instead, e.g. a CORS preflight).
+enum Target<'a> {
+    Route(Routed<'a>),
+    Options {
+        allow: &'a HeaderValue,
+        route: &'a Route,
+    },
+}
+
+/// What the route's own steps need of the request.
+struct Call<'a> {
+    parts: &'a Parts,
+    route: &'a Route,
+    params: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
+    peer: &'a Peer<'a>,
+    session: Option<&'a Arc<Mutex<Session>>>,
+    identity: Option<Arc<Identity>>,
+    id: &'a RequestId,
 }
 
 impl App {
@@ -97,23 +120,120 @@ impl App {
             route,
             params,
             head_from_get,
-        } = self.route(&parts, id)?;
-        let body = self.read_body(&parts, body, route, id).await?;
-        let (form, body) = self.decode_form(&parts, body, id).await?;
+        } = match self.route(&parts, id)? {
+            Target::Route(routed) => routed,
+            Target::Options { allow, route } => {
+                return Ok(self.options(&parts, route, allow, &peer, id).await);
+            }
+        };
         let component = &self.components[route.component];
-        let session = self.load_session(component, &parts);
-        self.check_csrf(session.as_ref(), route, &parts, &form, &peer, id)?;
+        let middleware = self.middleware_for(parts.uri.path(), route.name.as_deref());
+        let session = self.load_session(component, route, &middleware, &parts);
         let session_cookie = self.web.session.as_ref().map(|s| &s.config);
-        let request = guest_request(&parts, route, params, body, form, &peer, id, session_cookie);
-        let ctx = RequestCtx::new(id.shared(), session, &parts.headers);
-        let (outcome, finished) = component.call(self.engine(), &request, ctx).await;
-        let response = self.guest_response(outcome, component, id);
-        let mut response = self.error_pages(response, &finished, id);
-        self.write_session(&mut response, finished.session.as_ref(), id);
+        let headers = guest_headers(&parts, session_cookie);
+        // Authenticators and middleware see the head; most routes have neither and skip it.
+        let mut head = (route.auth.is_some() || !middleware.is_empty())
+            .then(|| request_head(&parts, route, &params, &headers, &peer, id));
+        let auth = match &head {
+            Some(head) if route.auth.is_some() => {
+                self.authenticate(route, head, session.as_ref(), &parts.headers, id)
+                    .await
+            }
+            _ => Ok(None),
+        };
+        if let (Some(head), Ok(identity)) = (&mut head, &auth) {
+            head.identity = identity.as_deref().cloned();
+        }
+        let identity = auth.as_ref().ok().cloned().flatten();
+
+        let mut running = Vec::with_capacity(middleware.len());
+        let response = 'answer: {
+            if let Some(head) = &head {
+                for &m in &middleware {
+                    match self.before(m, head, session.as_ref(), &parts.headers, id).await {
+                        Ok(instance) => running.push(instance),
+                        Err(answer) => break 'answer answer,
+                    }
+                }
+            }
+            let call = Call {
+                parts: &parts,
+                route,
+                params,
+                headers,
+                peer: &peer,
+                session: session.as_ref(),
+                identity,
+                id,
+            };
+            match self.answer(call, auth, body).await {
+                Ok(r) | Err(r) => r,
+            }
+        };
+        let mut response = match &head {
+            Some(head) => self.after(running, head, response, id).await,
+            None => response,
+        };
+        self.write_session(&mut response, session.as_ref(), id);
         if head_from_get {
             strip_body(&mut response);
         }
         Ok(response)
+    }
+
+    /// The route's own steps, after the middleware's `before`: authorization, body, form,
+    /// CSRF, the handler, its response and the error pages.
+    async fn answer<B>(&self, call: Call<'_>, auth: Authenticated, body: B) -> Step<HttpResponse>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let Call {
+            parts,
+            route,
+            params,
+            headers,
+            peer,
+            session,
+            identity,
+            id,
+        } = call;
+        self.authorize(route, auth, parts, id)?;
+        let body = self.read_body(parts, body, route, id).await?;
+        let (form, body) = self.decode_form(parts, body, id).await?;
+        let component = &self.components[route.component];
+        // CSRF protects what the cookie grants: a handler that uses the session, or an identity
+        // a session authenticator could take from it. (A middleware reading it does not count.)
+        let cookie_acts = component.session
+            || route
+                .authenticators
+                .iter()
+                .any(|&a| self.components[a].session);
+        {
+            let session = session
+                .filter(|_| cookie_acts)
+                .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()));
+            self.check_csrf(session.as_deref(), route, parts, &form, peer, id)?;
+        }
+        let request = guest_request(
+            parts,
+            route,
+            params,
+            headers,
+            body,
+            form,
+            peer,
+            id,
+            identity.as_deref().cloned(),
+        );
+        // The handler gets the session only if it was granted it (the authenticators may
+        // have loaded it for themselves).
+        let handler_session = session.filter(|_| component.session).cloned();
+        let ctx = RequestCtx::new(id.shared(), handler_session, &parts.headers)
+            .with_identity(identity);
+        let (outcome, finished) = component.call(self.engine(), &request, ctx).await;
+        let response = self.guest_response(outcome, component, id);
+        Ok(self.error_pages(response, &finished, id))
     }
 
     /// Host check: work out the client, scheme and host (believing `X-Forwarded-*` only from
@@ -162,18 +282,18 @@ impl App {
 
     /// Route by path and method, before the body is read: 404, 400 for a bad parameter, 405
     /// with `Allow`, 204 for OPTIONS; HEAD is answered by the GET route.
-    fn route(&self, parts: &Parts, id: &RequestId) -> Step<Routed<'_>> {
+    fn route(&self, parts: &Parts, id: &RequestId) -> Step<Target<'_>> {
         let web = &*self.web;
         match self.router.at(&parts.method, parts.uri.path()) {
             Match::Found {
                 route,
                 params,
                 head_from_get,
-            } => Ok(Routed {
+            } => Ok(Target::Route(Routed {
                 route,
                 params,
                 head_from_get,
-            }),
+            })),
             Match::NotFound => Err(web.error_page(StatusCode::NOT_FOUND, id, None)),
             Match::BadParam => Err(web.error_page(StatusCode::BAD_REQUEST, id, None)),
             Match::MethodNotAllowed { allow } => {
@@ -181,12 +301,7 @@ impl App {
                 r.headers_mut().insert(header::ALLOW, allow.clone());
                 Err(r)
             }
-            Match::Options { allow } => {
-                let mut r = http::Response::new(Body::default());
-                *r.status_mut() = StatusCode::NO_CONTENT;
-                r.headers_mut().insert(header::ALLOW, allow.clone());
-                Err(r)
-            }
+            Match::Options { allow, route } => Ok(Target::Options { allow, route }),
         }
     }
 
@@ -245,17 +360,30 @@ impl App {
         })
     }
 
-    /// Session load: for components granted the session, open the cookie (a missing or bad
-    /// cookie gives an empty session).
-    fn load_session(&self, component: &LoadedComponent, parts: &Parts) -> Option<Session> {
-        let setup = self.web.session.as_ref().filter(|_| component.session)?;
+    /// Session load: for components granted the session, or routes whose authenticators or
+    /// middleware are,
+    /// open the cookie (a missing or bad cookie gives an empty session).
+    fn load_session(
+        &self,
+        component: &LoadedComponent,
+        route: &Route,
+        middleware: &[usize],
+        parts: &Parts,
+    ) -> Option<Arc<Mutex<Session>>> {
+        let wanted = component.session
+            || route
+                .authenticators
+                .iter()
+                .any(|&a| self.components[a].session)
+            || self.middleware_reads_session(middleware);
+        let setup = self.web.session.as_ref().filter(|_| wanted)?;
         let cookies = parts.headers.get_all(header::COOKIE).iter();
-        Some(Session::load(
+        Some(Arc::new(Mutex::new(Session::load(
             &setup.keys,
             &setup.config,
             cookies.map(HeaderValue::as_bytes),
             SystemTime::now(),
-        ))
+        ))))
     }
 
     /// CSRF: with a session, a route with `csrf = true` and an unsafe method needs a
@@ -296,18 +424,27 @@ impl App {
             Ok(r) => into_http(r, guest, id, web).unwrap_or_else(|why| {
                 web.error_page(StatusCode::INTERNAL_SERVER_ERROR, id, Some(&why))
             }),
-            Err(Failure::Timeout) => {
+            Err(failure) => self.failure_page(failure, guest, id),
+        }
+    }
+
+    /// The error page for how a call into component `guest` failed: 504 at the deadline, 503
+    /// with `Retry-After` when no instance slot is free, 500 for a trap.
+    pub(super) fn failure_page(&self, failure: Failure, guest: &str, id: &RequestId) -> HttpResponse {
+        let web = &*self.web;
+        match failure {
+            Failure::Timeout => {
                 tracing::warn!(component = %guest, request_id = %id, "guest stopped at its deadline");
                 web.error_page(StatusCode::GATEWAY_TIMEOUT, id, None)
             }
-            Err(Failure::Overloaded) => {
+            Failure::Overloaded => {
                 tracing::warn!(component = %guest, request_id = %id, "no free instance slot");
                 let mut r = web.error_page(StatusCode::SERVICE_UNAVAILABLE, id, None);
                 r.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 r
             }
-            Err(Failure::Trap(detail)) => {
+            Failure::Trap(detail) => {
                 // The detail (trap message and Wasm backtrace) is logged on one line, escaped,
                 // so nothing in it can pass for another log line.
                 let detail = log_safe(&detail);
@@ -381,23 +518,9 @@ impl App {
     }
 }
 
-/// The request as the guest sees it: method, raw path, decoded parameters, raw query,
-/// headers (without the host's session cookie), body, client, request id, route name and
-/// form.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "each is one part of the request, from the step that made it"
-)]
-fn guest_request(
-    parts: &Parts,
-    route: &Route,
-    params: Vec<(String, String)>,
-    body: Bytes,
-    form: Vec<FormField>,
-    peer: &Peer<'_>,
-    id: &RequestId,
-    session_cookie: Option<&SessionConfig>,
-) -> bindings::Request {
+/// The request's headers as guests see them: lowercase names, lossy UTF-8 values, and never
+/// the host's session cookie.
+pub(super) fn guest_headers(parts: &Parts, session_cookie: Option<&SessionConfig>) -> Vec<(String, String)> {
     let mut headers = Vec::with_capacity(parts.headers.len());
     for (k, v) in &parts.headers {
         let value = String::from_utf8_lossy(v.as_bytes());
@@ -410,6 +533,49 @@ fn guest_request(
         };
         headers.push((k.as_str().to_string(), value));
     }
+    headers
+}
+
+/// What authenticators and middleware see: the request without its body and form.
+pub(super) fn request_head(
+    parts: &Parts,
+    route: &Route,
+    params: &[(String, String)],
+    headers: &[(String, String)],
+    peer: &Peer<'_>,
+    id: &RequestId,
+) -> RequestHead {
+    RequestHead {
+        method: wit_method(&parts.method),
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().unwrap_or("").to_string(),
+        route: route.name.as_deref().map(str::to_string),
+        params: params.to_vec(),
+        headers: headers.to_vec(),
+        client: peer.client.to_string(),
+        request_id: id.to_string(),
+        identity: None,
+    }
+}
+
+/// The request as the guest sees it: method, raw path, decoded parameters, raw query,
+/// headers (without the host's session cookie), body, client, request id, route name, form
+/// and identity.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "each is one part of the request, from the step that made it"
+)]
+fn guest_request(
+    parts: &Parts,
+    route: &Route,
+    params: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
+    body: Bytes,
+    form: Vec<FormField>,
+    peer: &Peer<'_>,
+    id: &RequestId,
+    identity: Option<Identity>,
+) -> bindings::Request {
     bindings::Request {
         method: wit_method(&parts.method),
         path: parts.uri.path().to_string(),
@@ -425,6 +591,7 @@ fn guest_request(
         } else {
             form.into_iter().map(wit_form_field).collect()
         },
+        identity,
     }
 }
 

@@ -24,6 +24,7 @@ pub mod kv;
 pub mod log;
 pub mod outbound;
 pub mod session;
+pub mod settings;
 pub mod sql;
 pub mod templates;
 pub mod types;
@@ -40,6 +41,7 @@ use wasmtime::Engine;
 use wasmtime::component::{Component, HasData, Linker};
 
 use crate::manifest::{ComponentSection, Manifest, Variable};
+use crate::runtime::bindings::Identity;
 use crate::runtime::guest_log::{GuestLog, Redactor};
 use crate::runtime::{RuntimeCtx, RuntimeView};
 use crate::web::Web;
@@ -196,6 +198,7 @@ impl RuntimeView for HostState {
 }
 
 /// What [`HostState::finish`] returns.
+#[derive(Default)]
 pub struct Finished {
     pub session: Option<Arc<Mutex<Session>>>,
     /// The first template render that failed: the request ends in a 500.
@@ -207,6 +210,10 @@ pub struct Finished {
 pub struct RequestCtx {
     pub request_id: Arc<str>,
     pub session: Option<Arc<Mutex<Session>>>,
+    /// Authenticators and middleware may read the session but not change it.
+    pub session_read_only: bool,
+    /// The identity the authenticators established (templates show it as `current_user`).
+    pub identity: Option<Arc<Identity>>,
     /// This request's `Authorization`/`Cookie` headers; their values are redacted from
     /// everything the guest logs.
     credential_headers: Vec<(HeaderName, HeaderValue)>,
@@ -218,13 +225,31 @@ pub struct RequestCtx {
 impl RequestCtx {
     /// The request `request_id` to `component`, with the session the host loaded for it (if
     /// the component is granted one) and the request's headers (for redaction).
-    pub fn new(request_id: Arc<str>, session: Option<Session>, headers: &http::HeaderMap) -> Self {
+    pub fn new(
+        request_id: Arc<str>,
+        session: Option<Arc<Mutex<Session>>>,
+        headers: &http::HeaderMap,
+    ) -> Self {
         Self {
             request_id,
-            session: session.map(|s| Arc::new(Mutex::new(s))),
+            session,
+            session_read_only: false,
+            identity: None,
             credential_headers: log::credential_headers(headers),
             log: None,
         }
+    }
+
+    /// The same request seen by an authenticator or middleware: the session read-only.
+    pub fn read_only(mut self) -> Self {
+        self.session_read_only = true;
+        self
+    }
+
+    /// With the identity the authenticators established.
+    pub fn with_identity(mut self, identity: Option<Arc<Identity>>) -> Self {
+        self.identity = identity;
+        self
     }
 
     /// Where this request's guest log lines go (attributed to `guest`), and what is redacted
@@ -487,6 +512,7 @@ macro_rules! registry {
 registry! {
     log: log::Log,
     config: config::Config,
+    settings: settings::Settings,
     crypto: crypto::Crypto,
     templates: templates::Templates,
     session: session::SessionCap,

@@ -49,18 +49,33 @@ impl Capability for SessionCap {
 
 // Linked only for components granted the session, and the host loads a session for every
 // request to such a component.
+impl Cx<'_, SessionCap> {
+    /// The session if this caller may change it; authenticators and middleware only read.
+    fn writable(&mut self, what: &str) -> Option<std::sync::MutexGuard<'_, crate::web::session::Session>> {
+        if self.request.session_read_only {
+            tracing::warn!(component = %self.guest.id, request_id = %self.request.request_id, "session.{what} ignored: the session is read-only for authenticators and middleware");
+            return None;
+        }
+        Some(self.request.session_guard())
+    }
+}
+
+const READ_ONLY: &str = "the session is read-only for authenticators and middleware";
+
 impl session::Host for Cx<'_, SessionCap> {
     fn get(&mut self, key: String) -> Option<String> {
         self.request.session_guard().get(&key)
     }
 
     fn set(&mut self, key: String, value: String) -> Result<(), String> {
-        let mut session = self.request.session_guard();
+        let Some(mut session) = self.writable("set") else {
+            return Err(READ_ONLY.into());
+        };
         session.set(&key, &value).map_err(|e| e.to_string())
     }
 
     fn remove(&mut self, key: String) -> bool {
-        self.request.session_guard().remove(&key)
+        self.writable("remove").is_some_and(|mut s| s.remove(&key))
     }
 
     fn keys(&mut self) -> Vec<String> {
@@ -68,25 +83,36 @@ impl session::Host for Cx<'_, SessionCap> {
     }
 
     fn clear(&mut self) {
-        self.request.session_guard().clear();
+        if let Some(mut s) = self.writable("clear") {
+            s.clear();
+        }
     }
 
     fn rotate(&mut self) {
-        self.request.session_guard().rotate();
+        if let Some(mut s) = self.writable("rotate") {
+            s.rotate();
+        }
     }
 
     fn flash(&mut self, category: String, message: String) -> Result<(), String> {
-        let mut session = self.request.session_guard();
+        let Some(mut session) = self.writable("flash") else {
+            return Err(READ_ONLY.into());
+        };
         session
             .flash(&category, &message)
             .map_err(|e| e.to_string())
     }
 
     fn take_flashes(&mut self) -> Vec<(String, String)> {
-        self.request.session_guard().take_flashes()
+        self.writable("take-flashes")
+            .map(|mut s| s.take_flashes())
+            .unwrap_or_default()
     }
 
     fn csrf_token(&mut self) -> String {
-        self.request.session_guard().csrf_token()
+        // Making a token may create the session's CSRF secret.
+        self.writable("csrf-token")
+            .map(|mut s| s.csrf_token())
+            .unwrap_or_default()
     }
 }

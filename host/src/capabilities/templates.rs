@@ -57,6 +57,7 @@ impl templates::Host for Cx<'_, Templates> {
     fn render(&mut self, name: String, context: String) -> Result<String, String> {
         let globals = RequestGlobals {
             session: self.request.session.clone(),
+            current_user: self.request.identity.as_deref().map(current_user),
         };
         let Some(t) = self.app.as_ref() else {
             return Err("this app has no templates".into());
@@ -70,5 +71,18 @@ impl templates::Host for Cx<'_, Templates> {
                 Err(message)
             }
         }
+    }
+}
+
+/// An identity as templates see it: `current_user.subject`, `.name`, `.roles`, `.claims`,
+/// `.authenticator`.
+fn current_user(identity: &crate::runtime::bindings::Identity) -> minijinja::Value {
+    let claims: std::collections::BTreeMap<String, String> = identity.claims.iter().cloned().collect();
+    minijinja::context! {
+        subject => identity.subject.clone(),
+        name => identity.display_name.clone(),
+        roles => identity.roles.clone(),
+        claims => claims,
+        authenticator => identity.authenticator.clone(),
     }
 }

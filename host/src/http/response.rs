@@ -64,6 +64,17 @@ impl Body {
     }
 }
 
+impl Body {
+    /// The bytes of an in-memory body; `None` for a file (sent in chunks, never in memory).
+    pub fn bytes(&self) -> Option<Bytes> {
+        match &self.0 {
+            Kind::Empty => Some(Bytes::new()),
+            Kind::Bytes(bytes) => Some(bytes.clone()),
+            Kind::File(_) => None,
+        }
+    }
+}
+
 impl hyper::body::Body for Body {
     type Data = Bytes;
     type Error = io::Error;

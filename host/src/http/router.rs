@@ -5,7 +5,7 @@ use std::sync::Arc;
 use http::{HeaderValue, Method};
 use percent_encoding::percent_decode_str;
 
-use crate::manifest::Manifest;
+use crate::manifest::{AuthMode, Manifest};
 
 /// One `[[routes]]` entry, resolved.
 #[derive(Debug, Clone)]
@@ -21,6 +21,12 @@ pub struct Route {
     pub max_body: u64,
     /// CSRF checks for unsafe methods when the component uses the session.
     pub csrf: bool,
+    /// `auth = ...`: whether the authenticators run, and whether an identity is required.
+    pub auth: Option<AuthMode>,
+    /// Roles of which the identity needs one.
+    pub roles: Vec<String>,
+    /// The authenticators asked, in order, as indices in the app's component list.
+    pub authenticators: Vec<usize>,
 }
 
 /// All routes sharing one path pattern, by method.
@@ -43,6 +49,8 @@ pub enum Match<'a> {
     /// OPTIONS on a path that has no OPTIONS route: answered by the host with `Allow`.
     Options {
         allow: &'a HeaderValue,
+        /// The first route at this path (for the middleware that apply to it).
+        route: &'a Route,
     },
     MethodNotAllowed {
         allow: &'a HeaderValue,
@@ -100,6 +108,17 @@ impl Router {
                 name: r.name.as_deref().map(Arc::from),
                 max_body: r.max_body.unwrap_or(manifest.server.max_body).0,
                 csrf: r.csrf,
+                auth: r.auth,
+                roles: r.roles.clone(),
+                authenticators: if r.auth.is_some() {
+                    manifest
+                        .route_authenticators(i)
+                        .iter()
+                        .map(|id| component_index(id))
+                        .collect()
+                } else {
+                    Vec::new()
+                },
             };
             let slot = match patterns.iter().find(|(p, _)| *p == r.path) {
                 Some((_, slot)) => *slot,
@@ -172,7 +191,13 @@ impl Router {
                 Some(r) => (r, true),
                 None => return Match::MethodNotAllowed { allow: &set.allow },
             },
-            None if method == Method::OPTIONS => return Match::Options { allow: &set.allow },
+            None if method == Method::OPTIONS => {
+                let first = set.by_method.first().map(|(_, i)| *i).unwrap_or_default();
+                return Match::Options {
+                    allow: &set.allow,
+                    route: &self.routes[first],
+                };
+            }
             None => return Match::MethodNotAllowed { allow: &set.allow },
         };
         let mut params = Vec::with_capacity(m.params.len());

@@ -27,6 +27,11 @@ pub struct ComponentSection {
     pub limits: Limits,
     #[serde(default)]
     pub grants: Grants,
+    /// The component's own settings, which it reads as JSON through `flagon:app/settings`
+    /// (how authenticators and middleware are configured). No secrets here: grant secret
+    /// `variables` instead. Example: `settings = { issuer = "https://id.example.com" }`
+    #[serde(default)]
+    pub settings: toml::Table,
 }
 
 /// Per-instance limits. Example: `limits = { memory = "64MiB", timeout = "2s" }`

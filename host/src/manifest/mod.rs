@@ -6,6 +6,7 @@
 //! holds the whole manifest, parsing, and the checks' order.
 
 mod app;
+mod auth;
 mod components;
 mod databases;
 mod kv;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use app::AppSection;
+pub use auth::{AuthMode, AuthSection, ComponentRole, MiddlewareSection};
 pub use components::{ComponentSection, FileGrant, Grants, Limits, OutboundGrant};
 pub use databases::{AdapterKind, DatabaseSection, TlsMode};
 pub use kv::{KvBackendKind, KvSection};
@@ -87,6 +89,9 @@ pub struct Manifest {
     pub errors: BTreeMap<u16, String>,
     pub kv: BTreeMap<String, KvSection>,
     pub databases: BTreeMap<String, DatabaseSection>,
+    pub auth: AuthSection,
+    /// `[[middleware]]`, in order.
+    pub middleware: Vec<MiddlewareSection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -115,6 +120,10 @@ struct RawManifest {
     kv: BTreeMap<Id, KvSection>,
     #[serde(default)]
     databases: BTreeMap<Id, DatabaseSection>,
+    #[serde(default)]
+    auth: AuthSection,
+    #[serde(default)]
+    middleware: Vec<MiddlewareSection>,
 }
 
 impl Manifest {
@@ -179,6 +188,8 @@ impl Manifest {
             errors,
             kv: raw.kv.into_iter().map(|(k, v)| (k.0, v)).collect(),
             databases: raw.databases.into_iter().map(|(k, v)| (k.0, v)).collect(),
+            auth: raw.auth,
+            middleware: raw.middleware,
         };
         manifest.validate()?;
         Ok(manifest)
@@ -203,6 +214,7 @@ impl Manifest {
         self.validate_server()?;
         self.validate_components()?;
         self.validate_routes()?;
+        self.validate_auth()?;
         self.validate_statics()?;
         self.validate_session()?;
         self.validate_security()?;
@@ -225,6 +237,14 @@ impl Manifest {
             .chain(adapters)
             .max()
             .unwrap_or(Limits::default().memory.0)
+    }
+
+    /// Instances one request may hold at once: its handler, each middleware around it (kept
+    /// from `before` to `after`), and one authenticator at a time.
+    pub fn instances_per_request(&self) -> u32 {
+        let middleware = u32::try_from(self.middleware.len()).unwrap_or(u32::MAX);
+        let authenticator = u32::from(self.components.keys().any(|id| self.role(id) == ComponentRole::Authenticator));
+        1u32.saturating_add(middleware).saturating_add(authenticator)
     }
 
     /// Adapter instances the databases keep alive, beside the handlers' per-request ones.

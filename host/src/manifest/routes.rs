@@ -29,6 +29,17 @@ pub struct RouteSection {
     /// e.g. an API token. Example: `csrf = false`
     #[serde(default = "yes")]
     pub csrf: bool,
+    /// Whether the route needs an identity from the authenticators: `"required"` (none: 401,
+    /// or the login redirect for a browser) or `"optional"`. Without it no authenticator runs.
+    /// Example: `auth = "required"`
+    pub auth: Option<super::AuthMode>,
+    /// Roles of which the identity needs at least one (else 403). Needs `auth = "required"`.
+    /// Example: `roles = ["admin"]`
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// The authenticators for this route, in order, instead of `[auth] authenticators`.
+    /// Example: `authenticators = ["jwt"]`
+    pub authenticators: Option<Vec<String>>,
 }
 
 fn yes() -> bool {

@@ -29,4 +29,46 @@ pub mod adapter {
     });
 }
 
-pub use self::flagon::app::types::{FormField, Method, UploadedFile};
+/// The `authenticator` and `middleware` worlds. They import what a handler may (the same host
+/// functions, linked once), so only their exports are generated here.
+pub mod extension {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "flagon:app/authenticator",
+        exports: { default: async },
+        with: {
+            "flagon:app/types": super::flagon::app::types,
+            "flagon:app/log": super::flagon::app::log,
+            "flagon:app/config": super::flagon::app::config,
+            "flagon:app/crypto": super::flagon::app::crypto,
+            "flagon:app/session": super::flagon::app::session,
+            "flagon:app/kv": super::flagon::app::kv,
+            "flagon:app/outbound-http": super::flagon::app::outbound_http,
+            "flagon:app/sql-types": super::flagon::app::sql_types,
+            "flagon:app/sql": super::flagon::app::sql,
+            "flagon:app/settings": super::flagon::app::settings,
+        },
+    });
+
+    pub mod middleware {
+        wasmtime::component::bindgen!({
+            path: "../wit",
+            world: "flagon:app/middleware",
+            exports: { default: async },
+            with: {
+                "flagon:app/types": super::super::flagon::app::types,
+                "flagon:app/log": super::super::flagon::app::log,
+                "flagon:app/config": super::super::flagon::app::config,
+                "flagon:app/crypto": super::super::flagon::app::crypto,
+                "flagon:app/session": super::super::flagon::app::session,
+                "flagon:app/kv": super::super::flagon::app::kv,
+                "flagon:app/outbound-http": super::super::flagon::app::outbound_http,
+                "flagon:app/sql-types": super::super::flagon::app::sql_types,
+                "flagon:app/sql": super::super::flagon::app::sql,
+                "flagon:app/settings": super::super::flagon::app::settings,
+            },
+        });
+    }
+}
+
+pub use self::flagon::app::types::{FormField, Identity, Method, RequestHead, UploadedFile};

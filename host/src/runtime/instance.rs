@@ -84,6 +84,16 @@ pub enum Failure {
     Trap(String),
 }
 
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Timeout => f.write_str("stopped at its deadline"),
+            Failure::Overloaded => f.write_str("no free instance slot"),
+            Failure::Trap(detail) => write!(f, "trapped: {detail}"),
+        }
+    }
+}
+
 /// A component exporting `flagon:app/handler`, ready to be instantiated per request.
 pub struct Handler<T: 'static> {
     pre: HandlerPre<T>,
@@ -116,37 +126,44 @@ impl<T: RuntimeView> Handler<T> {
         data.runtime().deadline = Some(started + self.timeout);
         let mut store = Store::new(engine, data);
         guard_store(&mut store);
-        // The epoch deadline stops guest code; the outer timeout below also covers time spent
-        // in host calls, so nothing a guest does can hold a request past its deadline for long.
-        let limit = self.timeout + engine::EPOCH_TICK * 20;
 
         async move {
-            let run = async {
+            let result = bounded(started, self.timeout, async {
                 let handler = self.pre.instantiate_async(&mut store).await?;
                 handler.call_handle(&mut store, request).await
-            };
-            // Most handlers never wait on the host: the first poll runs the fiber to
-            // completion, and only a call that is still pending afterwards arms a timer
-            // (saving a timer-wheel insert and removal on every request).
-            let outcome = {
-                let mut run = std::pin::pin!(run);
-                let first =
-                    std::future::poll_fn(|cx| std::task::Poll::Ready(run.as_mut().poll(cx))).await;
-                match first {
-                    std::task::Poll::Ready(done) => Ok(done),
-                    std::task::Poll::Pending => {
-                        let until = tokio::time::Instant::from_std(started + limit);
-                        tokio::time::timeout_at(until, run).await
-                    }
-                }
-            };
-            let result = match outcome {
-                Err(_elapsed) => Err(Failure::Timeout),
-                Ok(Ok(response)) => Ok(response),
-                Ok(Err(e)) => Err(classify_error(e)),
-            };
+            })
+            .await;
             (result, store)
         }
+    }
+}
+
+/// Run a call into a guest that started at `started` and may take `timeout`. The epoch deadline
+/// stops guest code; the outer timeout here also covers time spent in host calls, so nothing a
+/// guest does can hold a request past its deadline for long.
+///
+/// Most calls never wait on the host: the first poll runs the fiber to completion, and only a
+/// call that is still pending afterwards arms a timer (saving a timer-wheel insert and removal
+/// on every request).
+pub(crate) async fn bounded<R>(
+    started: Instant,
+    timeout: Duration,
+    run: impl Future<Output = wasmtime::Result<R>>,
+) -> Result<R, Failure> {
+    let limit = timeout + engine::EPOCH_TICK * 20;
+    let mut run = std::pin::pin!(run);
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(run.as_mut().poll(cx))).await;
+    let outcome = match first {
+        std::task::Poll::Ready(done) => Ok(done),
+        std::task::Poll::Pending => {
+            let until = tokio::time::Instant::from_std(started + limit);
+            tokio::time::timeout_at(until, run).await
+        }
+    };
+    match outcome {
+        Err(_elapsed) => Err(Failure::Timeout),
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => Err(classify_error(e)),
     }
 }
 

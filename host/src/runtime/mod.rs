@@ -8,8 +8,10 @@
 
 pub mod bindings;
 pub mod engine;
+pub mod extension;
 pub mod guest_log;
 pub mod instance;
 
+pub use extension::{AuthOutcome, Authenticator, Middleware, MiddlewareInstance};
 pub use engine::{EngineSettings, FlagonEngine, Origin};
 pub use instance::{Failure, Handler, RuntimeCtx, RuntimeView, classify_error, guard_store};

@@ -191,6 +191,8 @@ fn form_urlencoded_pairs<'a>(pairs: impl Iterator<Item = &'a (String, String)>) 
 #[derive(Debug, Default)]
 pub struct RequestGlobals {
     pub session: Option<Arc<Mutex<Session>>>,
+    /// The request's identity on a route with `auth`, shown as `current_user` (`none` without).
+    pub current_user: Option<Value>,
 }
 
 impl Object for RequestGlobals {}
@@ -278,7 +280,12 @@ impl Templates {
         } else {
             &self.env
         };
-        let ctx = minijinja::context! { __flagon => Value::from_object(globals), ..ctx };
+        let current_user = globals.current_user.clone();
+        let ctx = minijinja::context! {
+            __flagon => Value::from_object(globals),
+            current_user => current_user,
+            ..ctx
+        };
         env.get_template(name)
             .and_then(|t| t.render(ctx))
             .map_err(|e| describe(name, &e))
