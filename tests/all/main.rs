@@ -1,6 +1,7 @@
 //! Integration tests: real HTTP over a socket to a real host serving real components built from
 //! `tests/programs` (see `tests/artifacts/build.rs`).
 
+mod auth;
 mod browser;
 mod cli;
 mod example;
@@ -27,6 +28,8 @@ macro_rules! assert_test_exists {
 
 /// One module per test program, pointing at the tests that use it.
 mod program_tests {
+    pub(crate) use crate::auth as authn;
+    pub(crate) use crate::auth as mw;
     pub(crate) use crate::grants as netprobe;
     pub(crate) use crate::hostile;
     pub(crate) use crate::postgres as dial_adapter;

@@ -239,7 +239,7 @@ async fn start_with(server: &str, security: &str, options: LoadOptions) -> TestS
 }
 
 /// The `name=value` of a response's session cookie.
-fn session_cookie(r: &Reply) -> Option<String> {
+pub fn session_cookie(r: &Reply) -> Option<String> {
     r.headers
         .get_all("set-cookie")
         .iter()
@@ -248,7 +248,7 @@ fn session_cookie(r: &Reply) -> Option<String> {
         .map(|v| v.split(';').next().unwrap().to_string())
 }
 
-fn set_cookies(r: &Reply) -> Vec<String> {
+pub fn set_cookies(r: &Reply) -> Vec<String> {
     r.headers
         .get_all("set-cookie")
         .iter()
@@ -257,7 +257,7 @@ fn set_cookies(r: &Reply) -> Vec<String> {
 }
 
 /// Log in as `user` the way a browser does: fetch the form's token, post it same-origin.
-async fn log_in(s: &TestServer, user: &str) -> String {
+pub async fn log_in(s: &TestServer, user: &str) -> String {
     let r = s.get("/token").await;
     let cookie = session_cookie(&r).expect("the token creates a session");
     let token = r.text();

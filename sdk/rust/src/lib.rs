@@ -45,6 +45,9 @@ use bindings::flagon::app::types as wit;
 pub use wit::Method;
 /// A decoded form field, and a file uploaded in a multipart form.
 pub use wit::{FormField, UploadedFile};
+/// Who sent a request, as an authenticator established it: `subject`, `display_name`,
+/// `roles`, `claims` and the `authenticator` that produced it.
+pub use wit::Identity;
 
 /// One incoming request, as the host parsed and routed it.
 #[derive(Debug, Clone)]
@@ -229,6 +232,19 @@ impl Request {
     /// The id of this request, as it appears in the host's logs and error pages.
     pub fn request_id(&self) -> &str {
         &self.inner.request_id
+    }
+
+    /// Who sent the request, on a route with `auth = "required"` or `"optional"` in
+    /// `flagon.toml`; `None` on other routes and for anonymous requests. The host has already
+    /// checked the route's `roles`.
+    pub fn identity(&self) -> Option<&Identity> {
+        self.inner.identity.as_ref()
+    }
+
+    /// Whether the request's identity has `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.identity()
+            .is_some_and(|i| i.roles.iter().any(|r| r == role))
     }
 }
 

@@ -55,6 +55,18 @@ impl Handler for Web {
                 session::get("user").unwrap_or_else(|| "anonymous".into()),
             )),
             Some("token") => Ok(Response::text(session::csrf_token())),
+            // The identity the host's authenticators established (routes with `auth`).
+            Some(n) if n.starts_with("me.") => Ok(match req.identity() {
+                Some(i) => Response::json(&serde_json::json!({
+                    "subject": i.subject,
+                    "name": i.display_name,
+                    "roles": i.roles,
+                    "claims": i.claims,
+                    "authenticator": i.authenticator,
+                })),
+                None => Response::json(&serde_json::Value::Null),
+            }),
+            Some(n) if n.starts_with("page.") => Response::render("me.html", &serde_json::json!({})),
             Some("upload") => {
                 let mut out = Vec::new();
                 for f in req.form_fields() {
