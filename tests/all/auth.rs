@@ -176,29 +176,45 @@ async fn the_401_403_matrix_for_every_route_mode() {
     assert_eq!(me["name"], "User ada");
     assert_eq!(me["roles"], serde_json::json!(["editor"]));
     assert_eq!(me["claims"], serde_json::json!([["scheme", "Test"]]));
-    assert_eq!(me["authenticator"], "a", "the host names the authenticator, not the guest");
+    assert_eq!(
+        me["authenticator"], "a",
+        "the host names the authenticator, not the guest"
+    );
     let r = get(&s, "/optional", Some("Test invalid")).await;
     assert_eq!(r.status, 401);
     assert_eq!(
         r.header("www-authenticate"),
         Some(r#"Bearer realm="authtest", error="invalid_token""#)
     );
-    assert!(!r.text().contains("invalid"), "the reason is not sent: {}", r.text());
+    assert!(
+        !r.text().contains("invalid"),
+        "the reason is not sent: {}",
+        r.text()
+    );
 
     // Required: no identity is 401 with a challenge; a browser is sent to the login page.
     let r = get(&s, "/required", None).await;
     assert_eq!(r.status, 401);
-    assert_eq!(r.header("www-authenticate"), Some(r#"Bearer realm="authtest""#));
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(r#"Bearer realm="authtest""#)
+    );
     let r = s
         .send(Req::new("GET", "/required?x=1&y=%2F").header("accept", "text/html,*/*"))
         .await;
     assert_eq!(r.status, 303);
-    assert_eq!(r.header("location"), Some("/login?next=%2Frequired%3Fx%3D1%26y%3D%252F"));
+    assert_eq!(
+        r.header("location"),
+        Some("/login?next=%2Frequired%3Fx%3D1%26y%3D%252F")
+    );
     // A path that would be an open redirect is not passed as `next`.
     let r = s
         .send(Req::new("GET", "//evil.example/required").header("accept", "text/html"))
         .await;
-    assert!(r.status == 404 || r.header("location") == Some("/login"), "{r:?}");
+    assert!(
+        r.status == 404 || r.header("location") == Some("/login"),
+        "{r:?}"
+    );
     // Not a browser navigation (a POST, or no text/html): 401.
     let r = s
         .send(Req::new("GET", "/required").header("accept", "application/json"))
@@ -247,7 +263,8 @@ async fn templates_see_current_user() {
     let r = get(&s, "/page", Some("Test user:ada:admin,editor")).await;
     assert_eq!(r.status, 200);
     assert!(
-        r.text().contains("<p id=\"me\">User ada [admin,editor] via a</p>"),
+        r.text()
+            .contains("<p id=\"me\">User ada [admin,editor] via a</p>"),
         "{}",
         r.text()
     );
@@ -261,14 +278,18 @@ async fn a_session_authenticator_reads_the_cookie_and_keeps_csrf() {
     let r = get(&s, "/sess", None).await;
     assert_eq!(r.status, 401);
     let cookie = log_in(&s, "grace").await;
-    let r = s.send(Req::new("GET", "/sess").header("cookie", &cookie)).await;
+    let r = s
+        .send(Req::new("GET", "/sess").header("cookie", &cookie))
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(json(&r)["subject"], "grace");
     assert_eq!(json(&r)["authenticator"], "sauth");
     assert_eq!(r.header("vary"), Some("Cookie"));
     // The authenticator's attempts to write the session (set, clear) changed nothing.
     assert!(session_cookie(&r).is_none(), "no Set-Cookie: {r:?}");
-    let r = s.send(Req::new("GET", "/sess").header("cookie", &cookie)).await;
+    let r = s
+        .send(Req::new("GET", "/sess").header("cookie", &cookie))
+        .await;
     assert_eq!(json(&r)["subject"], "grace");
 
     // Identified by the cookie, an unsafe method needs the CSRF token like any session route.
@@ -388,7 +409,10 @@ fn load_error(extra: &str, edit: impl Fn(String) -> String) -> String {
 fn bad_extension_setups_are_refused_at_load() {
     // A handler used as an authenticator lacks the world's export.
     let e = load_error("", |m| {
-        let authn = format!("[components.a]\nsource = {}\ngrants = {{ session = true }}", program(programs::AUTHN));
+        let authn = format!(
+            "[components.a]\nsource = {}\ngrants = {{ session = true }}",
+            program(programs::AUTHN)
+        );
         let hello = format!(
             "[components.a]\nsource = {}\ngrants = {{ crypto = true, outbound = [\"http://127.0.0.1:9\"], variables = [] }}",
             program(programs::HELLO)
@@ -396,7 +420,10 @@ fn bad_extension_setups_are_refused_at_load() {
         assert!(m.contains(&authn));
         m.replace(&authn, &hello)
     });
-    assert!(e.contains("component `a`") && e.contains("flagon:app/authenticator"), "{e}");
+    assert!(
+        e.contains("component `a`") && e.contains("flagon:app/authenticator"),
+        "{e}"
+    );
     // An extension importing what it was not granted (the session authenticator without it).
     let e = load_error("", |m| {
         m.replace(
@@ -404,18 +431,31 @@ fn bad_extension_setups_are_refused_at_load() {
             "settings = { scheme = \"Sess\"",
         )
     });
-    assert!(e.contains("component `sauth`") && e.contains("session = true"), "{e}");
+    assert!(
+        e.contains("component `sauth`") && e.contains("session = true"),
+        "{e}"
+    );
     // Settings the extension refuses.
     let e = load_error("", |m| {
-        m.replace("settings = { name = \"two\" }", "settings = { name = \"t-w-o\" }")
+        m.replace(
+            "settings = { name = \"two\" }",
+            "settings = { name = \"t-w-o\" }",
+        )
     });
-    assert!(e.contains("component `m2` refused its settings") && e.contains("alphanumeric"), "{e}");
+    assert!(
+        e.contains("component `m2` refused its settings") && e.contains("alphanumeric"),
+        "{e}"
+    );
 }
 
 #[test]
 fn bad_auth_manifests_name_the_key_and_the_fix() {
     let cases = [
-        ("[[routes]]\npath = \"/x\"\ncomponent = \"web\"\nroles = [\"admin\"]\n", "roles", "`roles` without `auth`"),
+        (
+            "[[routes]]\npath = \"/x\"\ncomponent = \"web\"\nroles = [\"admin\"]\n",
+            "roles",
+            "`roles` without `auth`",
+        ),
         (
             "[[routes]]\npath = \"/x\"\nmethods = [\"POST\"]\ncomponent = \"web\"\nauth = \"required\"\nauthenticators = [\"sauth\"]\ncsrf = false\n",
             ".csrf",

@@ -2,6 +2,7 @@
 //! `tests/programs` (see `tests/artifacts/build.rs`).
 
 mod auth;
+mod auth_jwt;
 mod browser;
 mod cli;
 mod example;

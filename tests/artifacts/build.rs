@@ -85,8 +85,13 @@ fn main() {
             .collect::<String>()
     );
     let plugin_dir = plugin_target.join(TARGET).join("release");
-    for (plugin, constant) in [("sqlite", "PLUGIN_SQLITE"), ("postgres", "PLUGIN_POSTGRES")] {
-        let wasm = plugin_dir.join(format!("flagon_{plugin}.wasm"));
+    for (plugin, constant) in [
+        ("sqlite", "PLUGIN_SQLITE"),
+        ("postgres", "PLUGIN_POSTGRES"),
+        ("auth-jwt", "PLUGIN_AUTH_JWT"),
+    ] {
+        let file = plugin.replace('-', "_");
+        let wasm = plugin_dir.join(format!("flagon_{file}.wasm"));
         assert!(wasm.exists(), "expected {} after the build", wasm.display());
         let _ = writeln!(
             generated,
@@ -94,7 +99,7 @@ fn main() {
              pub const {constant}: &str = {:?};",
             wasm.display().to_string()
         );
-        rerun_for_dep_info(&plugin_dir.join(format!("flagon_{plugin}.d")));
+        rerun_for_dep_info(&plugin_dir.join(format!("flagon_{file}.d")));
     }
     fs::write(out_dir.join("programs.rs"), generated).unwrap();
     for f in ["Cargo.toml", "Cargo.lock", ".cargo/config.toml"] {

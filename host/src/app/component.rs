@@ -135,7 +135,10 @@ impl LoadedComponent {
         ctx: RequestCtx,
     ) -> Result<AuthOutcome, Failure> {
         let Exports::Authenticator(a) = &self.exports else {
-            return Err(Failure::Trap(format!("component `{}` is not an authenticator", self.id)));
+            return Err(Failure::Trap(format!(
+                "component `{}` is not an authenticator",
+                self.id
+            )));
         };
         let state = HostState::new(&self.caps, ctx);
         let (outcome, mut store) = a.authenticate(engine, state, head).await;
@@ -151,9 +154,13 @@ impl LoadedComponent {
         ctx: RequestCtx,
     ) -> Result<(Action, MiddlewareInstance<HostState>), Failure> {
         let Exports::Middleware(m) = &self.exports else {
-            return Err(Failure::Trap(format!("component `{}` is not a middleware", self.id)));
+            return Err(Failure::Trap(format!(
+                "component `{}` is not a middleware",
+                self.id
+            )));
         };
-        m.before(engine, HostState::new(&self.caps, ctx), head).await
+        m.before(engine, HostState::new(&self.caps, ctx), head)
+            .await
     }
 
     /// Run one request through a fresh instance; what the call left behind (the session the

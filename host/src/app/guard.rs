@@ -16,16 +16,16 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::App;
 use super::response::into_http;
+use crate::capabilities::HostState;
 use crate::capabilities::RequestCtx;
 use crate::http::Body;
 use crate::http::request_id::RequestId;
 use crate::http::router::Route;
 use crate::manifest::{AuthMode, Manifest, MiddlewareSection};
+use crate::runtime::MiddlewareInstance;
 use crate::runtime::bindings::extension::exports::flagon::app::authenticate::AuthError;
 use crate::runtime::bindings::extension::middleware::exports::flagon::app::intercept::Action;
 use crate::runtime::bindings::{Identity, RequestHead, Response as GuestResponse};
-use crate::runtime::MiddlewareInstance;
-use crate::capabilities::HostState;
 use crate::text::log_safe;
 use crate::web::security::redirect_allowed;
 use crate::web::session::Session;
@@ -75,7 +75,10 @@ impl AuthSettings {
             HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
         };
         let login_path = manifest.auth.login_route.as_ref().and_then(|name| {
-            let route = manifest.routes.iter().find(|r| r.name.as_ref() == Some(name));
+            let route = manifest
+                .routes
+                .iter()
+                .find(|r| r.name.as_ref() == Some(name));
             route.map(|r| r.path.clone())
         });
         Self {
@@ -155,7 +158,9 @@ impl App {
                         let page = self.web.error_page(
                             StatusCode::INTERNAL_SERVER_ERROR,
                             id,
-                            Some(&format!("authenticator `{guest}` returned an invalid identity: {why}")),
+                            Some(&format!(
+                                "authenticator `{guest}` returned an invalid identity: {why}"
+                            )),
                         );
                         return Err(AuthRefusal::Failed(page));
                     }
@@ -171,7 +176,9 @@ impl App {
                     tracing::warn!(component = %guest, request_id = %id, "authenticator unavailable: {}", log_safe(&why));
                     return Err(AuthRefusal::Unavailable);
                 }
-                Err(failure) => return Err(AuthRefusal::Failed(self.failure_page(failure, guest, id))),
+                Err(failure) => {
+                    return Err(AuthRefusal::Failed(self.failure_page(failure, guest, id)));
+                }
             }
         }
         Ok(None)
@@ -243,12 +250,12 @@ impl App {
         if !navigates {
             return None;
         }
-        let here = parts
-            .uri
-            .path_and_query()
-            .map_or("/", |pq| pq.as_str());
+        let here = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
         let location = if here != login && redirect_allowed(here, &self.web.redirect_origins) {
-            format!("{login}?next={}", utf8_percent_encode(here, NON_ALPHANUMERIC))
+            format!(
+                "{login}?next={}",
+                utf8_percent_encode(here, NON_ALPHANUMERIC)
+            )
         } else {
             login.to_string()
         };
@@ -391,7 +398,9 @@ fn check_identity(identity: &Identity) -> Result<(), String> {
         .chain(identity.claims.iter().flat_map(|(k, v)| [k, v]));
     for s in strings {
         if s.len() > MAX_IDENTITY_STRING {
-            return Err(format!("a string is longer than {MAX_IDENTITY_STRING} bytes"));
+            return Err(format!(
+                "a string is longer than {MAX_IDENTITY_STRING} bytes"
+            ));
         }
     }
     Ok(())

@@ -19,8 +19,8 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 
 use super::App;
-use super::guard::Authenticated;
 use super::component::LoadedComponent;
+use super::guard::Authenticated;
 use super::response::{SizeHintExact, into_http, wit_method};
 use crate::capabilities::{Finished, RequestCtx};
 use crate::http::Body;
@@ -150,7 +150,10 @@ impl App {
         let response = 'answer: {
             if let Some(head) = &head {
                 for &m in &middleware {
-                    match self.before(m, head, session.as_ref(), &parts.headers, id).await {
+                    match self
+                        .before(m, head, session.as_ref(), &parts.headers, id)
+                        .await
+                    {
                         Ok(instance) => running.push(instance),
                         Err(answer) => break 'answer answer,
                     }
@@ -229,8 +232,8 @@ impl App {
         // The handler gets the session only if it was granted it (the authenticators may
         // have loaded it for themselves).
         let handler_session = session.filter(|_| component.session).cloned();
-        let ctx = RequestCtx::new(id.shared(), handler_session, &parts.headers)
-            .with_identity(identity);
+        let ctx =
+            RequestCtx::new(id.shared(), handler_session, &parts.headers).with_identity(identity);
         let (outcome, finished) = component.call(self.engine(), &request, ctx).await;
         let response = self.guest_response(outcome, component, id);
         Ok(self.error_pages(response, &finished, id))
@@ -430,7 +433,12 @@ impl App {
 
     /// The error page for how a call into component `guest` failed: 504 at the deadline, 503
     /// with `Retry-After` when no instance slot is free, 500 for a trap.
-    pub(super) fn failure_page(&self, failure: Failure, guest: &str, id: &RequestId) -> HttpResponse {
+    pub(super) fn failure_page(
+        &self,
+        failure: Failure,
+        guest: &str,
+        id: &RequestId,
+    ) -> HttpResponse {
         let web = &*self.web;
         match failure {
             Failure::Timeout => {
@@ -520,7 +528,10 @@ impl App {
 
 /// The request's headers as guests see them: lowercase names, lossy UTF-8 values, and never
 /// the host's session cookie.
-pub(super) fn guest_headers(parts: &Parts, session_cookie: Option<&SessionConfig>) -> Vec<(String, String)> {
+pub(super) fn guest_headers(
+    parts: &Parts,
+    session_cookie: Option<&SessionConfig>,
+) -> Vec<(String, String)> {
     let mut headers = Vec::with_capacity(parts.headers.len());
     for (k, v) in &parts.headers {
         let value = String::from_utf8_lossy(v.as_bytes());

@@ -51,7 +51,10 @@ impl Capability for SessionCap {
 // request to such a component.
 impl Cx<'_, SessionCap> {
     /// The session if this caller may change it; authenticators and middleware only read.
-    fn writable(&mut self, what: &str) -> Option<std::sync::MutexGuard<'_, crate::web::session::Session>> {
+    fn writable(
+        &mut self,
+        what: &str,
+    ) -> Option<std::sync::MutexGuard<'_, crate::web::session::Session>> {
         if self.request.session_read_only {
             tracing::warn!(component = %self.guest.id, request_id = %self.request.request_id, "session.{what} ignored: the session is read-only for authenticators and middleware");
             return None;

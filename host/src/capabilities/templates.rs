@@ -77,7 +77,8 @@ impl templates::Host for Cx<'_, Templates> {
 /// An identity as templates see it: `current_user.subject`, `.name`, `.roles`, `.claims`,
 /// `.authenticator`.
 fn current_user(identity: &crate::runtime::bindings::Identity) -> minijinja::Value {
-    let claims: std::collections::BTreeMap<String, String> = identity.claims.iter().cloned().collect();
+    let claims: std::collections::BTreeMap<String, String> =
+        identity.claims.iter().cloned().collect();
     minijinja::context! {
         subject => identity.subject.clone(),
         name => identity.display_name.clone(),

@@ -126,8 +126,11 @@ impl Manifest {
         };
         let route_components: BTreeSet<&str> =
             self.routes.iter().map(|r| r.component.as_str()).collect();
-        let middleware: BTreeSet<&str> =
-            self.middleware.iter().map(|m| m.component.as_str()).collect();
+        let middleware: BTreeSet<&str> = self
+            .middleware
+            .iter()
+            .map(|m| m.component.as_str())
+            .collect();
 
         let check_chain = |key: String, chain: &[String]| -> Result<()> {
             let mut seen = BTreeSet::new();
@@ -285,7 +288,9 @@ impl Manifest {
                     return Err(self.invalid(
                         format!("{key}.routes[{j}]"),
                         format!("no route is named `{name}`"),
-                        format!("add `name = \"{name}\"` to a `[[routes]]` entry, or list prefixes"),
+                        format!(
+                            "add `name = \"{name}\"` to a `[[routes]]` entry, or list prefixes"
+                        ),
                     ));
                 }
             }

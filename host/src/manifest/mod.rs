@@ -243,8 +243,13 @@ impl Manifest {
     /// from `before` to `after`), and one authenticator at a time.
     pub fn instances_per_request(&self) -> u32 {
         let middleware = u32::try_from(self.middleware.len()).unwrap_or(u32::MAX);
-        let authenticator = u32::from(self.components.keys().any(|id| self.role(id) == ComponentRole::Authenticator));
-        1u32.saturating_add(middleware).saturating_add(authenticator)
+        let authenticator = u32::from(
+            self.components
+                .keys()
+                .any(|id| self.role(id) == ComponentRole::Authenticator),
+        );
+        1u32.saturating_add(middleware)
+            .saturating_add(authenticator)
     }
 
     /// Adapter instances the databases keep alive, beside the handlers' per-request ones.

@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 use wasmtime::component::InstancePre;
 use wasmtime::{Engine, Store};
 
+use super::bindings::extension::AuthenticatorPre;
 use super::bindings::extension::exports::flagon::app::authenticate::AuthError;
 use super::bindings::extension::middleware::Middleware as MiddlewareBindings;
 use super::bindings::extension::middleware::MiddlewarePre;
 use super::bindings::extension::middleware::exports::flagon::app::intercept::Action;
-use super::bindings::extension::{AuthenticatorPre};
 use super::bindings::{Identity, RequestHead, Response};
 use super::instance::{Failure, RuntimeView, bounded, guard_store};
 
@@ -34,11 +34,17 @@ impl<T: RuntimeView> Authenticator<T> {
     }
 
     /// Run `check-settings` on an instance of its own (at load).
-    pub async fn check_settings(&self, engine: &Engine, data: T) -> Result<Result<(), String>, Failure> {
+    pub async fn check_settings(
+        &self,
+        engine: &Engine,
+        data: T,
+    ) -> Result<Result<(), String>, Failure> {
         let mut store = new_store(engine, data, self.timeout);
         bounded(Instant::now(), self.timeout, async {
             let a = self.pre.instantiate_async(&mut store).await?;
-            a.flagon_app_authenticate().call_check_settings(&mut store).await
+            a.flagon_app_authenticate()
+                .call_check_settings(&mut store)
+                .await
         })
         .await
     }
@@ -87,11 +93,17 @@ impl<T: RuntimeView> Middleware<T> {
     }
 
     /// Run `check-settings` on an instance of its own (at load).
-    pub async fn check_settings(&self, engine: &Engine, data: T) -> Result<Result<(), String>, Failure> {
+    pub async fn check_settings(
+        &self,
+        engine: &Engine,
+        data: T,
+    ) -> Result<Result<(), String>, Failure> {
         let mut store = new_store(engine, data, self.timeout);
         bounded(Instant::now(), self.timeout, async {
             let m = self.pre.instantiate_async(&mut store).await?;
-            m.flagon_app_intercept().call_check_settings(&mut store).await
+            m.flagon_app_intercept()
+                .call_check_settings(&mut store)
+                .await
         })
         .await
     }
@@ -108,7 +120,10 @@ impl<T: RuntimeView> Middleware<T> {
         let mut store = new_store(engine, data, self.timeout);
         let (action, bindings) = bounded(started, self.timeout, async {
             let m = self.pre.instantiate_async(&mut store).await?;
-            let action = m.flagon_app_intercept().call_before(&mut store, head).await?;
+            let action = m
+                .flagon_app_intercept()
+                .call_before(&mut store, head)
+                .await?;
             Ok((action, m))
         })
         .await?;
@@ -125,14 +140,20 @@ impl<T: RuntimeView> Middleware<T> {
 
 impl<T: RuntimeView> MiddlewareInstance<T> {
     /// Call `after` with the response, under a deadline of its own.
-    pub async fn after(mut self, head: &RequestHead, response: &Response) -> Result<Response, Failure> {
+    pub async fn after(
+        mut self,
+        head: &RequestHead,
+        response: &Response,
+    ) -> Result<Response, Failure> {
         let started = Instant::now();
         self.store
             .data_mut()
             .runtime()
             .set_deadline(Some(started + self.timeout));
         let Self {
-            mut store, bindings, ..
+            mut store,
+            bindings,
+            ..
         } = self;
         bounded(started, self.timeout, async {
             bindings

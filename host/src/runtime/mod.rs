@@ -12,6 +12,6 @@ pub mod extension;
 pub mod guest_log;
 pub mod instance;
 
-pub use extension::{AuthOutcome, Authenticator, Middleware, MiddlewareInstance};
 pub use engine::{EngineSettings, FlagonEngine, Origin};
+pub use extension::{AuthOutcome, Authenticator, Middleware, MiddlewareInstance};
 pub use instance::{Failure, Handler, RuntimeCtx, RuntimeView, classify_error, guard_store};

@@ -41,13 +41,13 @@ pub mod bindings {
 
 use bindings::flagon::app::types as wit;
 
+/// Who sent a request, as an authenticator established it: `subject`, `display_name`,
+/// `roles`, `claims` and the `authenticator` that produced it.
+pub use wit::Identity;
 /// The HTTP method of a request.
 pub use wit::Method;
 /// A decoded form field, and a file uploaded in a multipart form.
 pub use wit::{FormField, UploadedFile};
-/// Who sent a request, as an authenticator established it: `subject`, `display_name`,
-/// `roles`, `claims` and the `authenticator` that produced it.
-pub use wit::Identity;
 
 /// One incoming request, as the host parsed and routed it.
 #[derive(Debug, Clone)]

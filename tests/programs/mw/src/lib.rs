@@ -46,7 +46,11 @@ fn what(head: &RequestHead, name: &str) -> Option<String> {
         .iter()
         .filter(|(k, _)| k == "x-mw")
         .flat_map(|(_, v)| v.split(','))
-        .find_map(|v| v.trim().strip_prefix(&format!("{name}=")).map(str::to_string))
+        .find_map(|v| {
+            v.trim()
+                .strip_prefix(&format!("{name}="))
+                .map(str::to_string)
+        })
 }
 
 fn respond(status: u16, headers: Vec<(&str, &str)>, body: &str) -> Action {
@@ -99,7 +103,11 @@ impl Guest for Mw {
         let name = name();
         let seen = SEEN.with_borrow(|s| s.clone());
         assert!(seen.is_some(), "after without before on this instance");
-        assert_eq!(CALLS.with_borrow(|c| *c), 1, "an instance served two requests");
+        assert_eq!(
+            CALLS.with_borrow(|c| *c),
+            1,
+            "an instance served two requests"
+        );
         match seen.as_deref() {
             Some("after-trap") => panic!("the middleware panics in after"),
             Some("after-bad") => {

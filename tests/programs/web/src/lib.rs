@@ -66,7 +66,9 @@ impl Handler for Web {
                 })),
                 None => Response::json(&serde_json::Value::Null),
             }),
-            Some(n) if n.starts_with("page.") => Response::render("me.html", &serde_json::json!({})),
+            Some(n) if n.starts_with("page.") => {
+                Response::render("me.html", &serde_json::json!({}))
+            }
             Some("upload") => {
                 let mut out = Vec::new();
                 for f in req.form_fields() {
