@@ -11,6 +11,7 @@ mod harness;
 mod hostile;
 mod layout;
 mod limits;
+mod middleware_plugins;
 mod plugins;
 mod postgres;
 mod routing;

@@ -996,13 +996,13 @@ fn a_session_without_a_key_refuses_to_start() {
 }
 
 /// A `redis-server` on a free loopback port for one test, killed when dropped.
-struct Redis {
+pub struct Redis {
     child: std::process::Child,
-    port: u16,
+    pub port: u16,
 }
 
 impl Redis {
-    async fn start() -> Self {
+    pub async fn start() -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()

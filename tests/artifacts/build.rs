@@ -89,6 +89,8 @@ fn main() {
         ("sqlite", "PLUGIN_SQLITE"),
         ("postgres", "PLUGIN_POSTGRES"),
         ("auth-jwt", "PLUGIN_AUTH_JWT"),
+        ("cors", "PLUGIN_CORS"),
+        ("ratelimit", "PLUGIN_RATELIMIT"),
     ] {
         let file = plugin.replace('-', "_");
         let wasm = plugin_dir.join(format!("flagon_{file}.wasm"));

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result, bail};
 use wasmtime::Engine;
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::{Component, InstancePre, Linker};
 
 use crate::capabilities::{self, AppCaps, ComponentCaps, HostState, ImportReport, RequestCtx};
 use crate::manifest::{ComponentRole, ComponentSection, Manifest};
@@ -57,20 +57,29 @@ impl LoadedComponent {
             .instantiate_pre(&component)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("failed to link component `{id}`"))?;
-        let role = manifest.role(id);
+        let mut role = manifest.role(id);
         let timeout = section.limits.timeout.0;
-        let exports = match role {
-            ComponentRole::Handler => Handler::new(instance_pre, timeout).map(Exports::Handler),
+        let make = |role: ComponentRole, pre: InstancePre<HostState>| match role {
+            ComponentRole::Handler => Handler::new(pre, timeout).map(Exports::Handler),
             ComponentRole::Authenticator => {
-                Authenticator::new(instance_pre, timeout).map(Exports::Authenticator)
+                Authenticator::new(pre, timeout).map(Exports::Authenticator)
             }
-            ComponentRole::Middleware => {
-                Middleware::new(instance_pre, timeout).map(Exports::Middleware)
-            }
+            ComponentRole::Middleware => Middleware::new(pre, timeout).map(Exports::Middleware),
+        };
+        // A component nothing uses yet is loaded (and checked) as whatever world it exports.
+        let unused =
+            role == ComponentRole::Handler && !manifest.routes.iter().any(|r| r.component == id);
+        if unused {
+            let exported = [ComponentRole::Authenticator, ComponentRole::Middleware]
+                .into_iter()
+                .find(|r| make(*r, instance_pre.clone()).is_ok());
+            role = exported.unwrap_or(ComponentRole::Handler);
         }
+        let exports = make(role, instance_pre)
         .map_err(anyhow::Error::from)
         .with_context(|| {
             let (what, used) = match role {
+                ComponentRole::Handler if unused => ("`handle`", "a handler (no route uses it yet)"),
                 ComponentRole::Handler => ("`handle`", "a route's `component`"),
                 ComponentRole::Authenticator => {
                     ("`flagon:app/authenticate`", "an authenticator in `[auth]`")

@@ -701,6 +701,12 @@ pub mod kv {
             host::increment(self.name, key, delta).map_err(Error::internal)
         }
 
+        /// [`Store::increment`], and a key this call creates expires after `ttl_ms`
+        /// milliseconds (an existing key keeps its expiry): a counter for a fixed window.
+        pub fn increment_new(&self, key: &str, delta: i64, ttl_ms: u64) -> Result<i64, Error> {
+            host::increment_new(self.name, key, delta, ttl_ms).map_err(Error::internal)
+        }
+
         /// Keys starting with `prefix`, sorted (at most 1000).
         pub fn keys(&self, prefix: &str) -> Result<Vec<String>, Error> {
             host::list_keys(self.name, prefix).map_err(Error::internal)

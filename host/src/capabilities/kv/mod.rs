@@ -152,7 +152,22 @@ impl kv::Host for Cx<'_, Kv> {
 
     async fn increment(&mut self, store: String, key: String, delta: i64) -> Result<i64, String> {
         let s = self.store(&store)?;
-        s.increment(&key, delta).await.map_err(|e| e.to_string())
+        s.increment(&key, delta, None)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn increment_new(
+        &mut self,
+        store: String,
+        key: String,
+        delta: i64,
+        ttl_ms: u64,
+    ) -> Result<i64, String> {
+        let s = self.store(&store)?;
+        s.increment(&key, delta, Some(ttl_ms))
+            .await
+            .map_err(|e| e.to_string())
     }
 
     async fn list_keys(&mut self, store: String, prefix: String) -> Result<Vec<String>, String> {

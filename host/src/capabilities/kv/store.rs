@@ -240,12 +240,18 @@ impl KvStore {
     /// counts as 0. The value is stored as decimal ASCII, as Redis's `INCRBY` does, so `get`
     /// returns e.g. `b"42"` on both backends; a value that is not such a number (Redis's rules:
     /// no `+`, no leading zeros, no spaces) is [`KvError::NotAnInteger`], and a result outside
-    /// `i64` is [`KvError::Overflow`]. An existing TTL is kept.
-    pub async fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
+    /// `i64` is [`KvError::Overflow`]. An existing TTL is kept; a key this call creates
+    /// expires after `new_ttl_ms` if given (a counter for a fixed window).
+    pub async fn increment(
+        &self,
+        key: &str,
+        delta: i64,
+        new_ttl_ms: Option<u64>,
+    ) -> Result<i64, KvError> {
         self.check_key(key)?;
         match &self.backend {
-            Backend::Embedded(e) => e.increment(key, delta).await,
-            Backend::Redis(r) => r.increment(key, delta).await,
+            Backend::Embedded(e) => e.increment(key, delta, new_ttl_ms).await,
+            Backend::Redis(r) => r.increment(key, delta, new_ttl_ms).await,
         }
     }
 
@@ -654,14 +660,19 @@ impl Embedded {
         .await
     }
 
-    async fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
+    async fn increment(
+        &self,
+        key: &str,
+        delta: i64,
+        new_ttl_ms: Option<u64>,
+    ) -> Result<i64, KvError> {
         let key = key.to_owned();
         self.write(move |t| {
             let (expires, current) = match t.live(&key)? {
                 Some((expires, value)) => {
                     (expires, parse_counter(&value).ok_or(KvError::NotAnInteger)?)
                 }
-                None => (0, 0),
+                None => (new_ttl_ms.map_or(0, |ms| t.now.saturating_add(ms)), 0),
             };
             let next = current.checked_add(delta).ok_or(KvError::Overflow)?;
             t.put(&key, expires, next.to_string().as_bytes())?;
@@ -1005,11 +1016,19 @@ impl RedisStore {
         }
     }
 
-    async fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
+    async fn increment(
+        &self,
+        key: &str,
+        delta: i64,
+        new_ttl_ms: Option<u64>,
+    ) -> Result<i64, KvError> {
         let delta = delta.to_string();
+        let ttl = new_ttl_ms
+            .map(|ms| ms.max(1).to_string())
+            .unwrap_or_default();
         let scripts = RedisScripts::get();
         match self
-            .script(&scripts.increment, key, &[delta.as_bytes()])
+            .script(&scripts.increment, key, &[delta.as_bytes(), ttl.as_bytes()])
             .await?
         {
             (s, value) if s == "ok" => value
@@ -1171,11 +1190,13 @@ forget(key)
 return {'ok', tostring(n)}
 "#;
 
-/// `ARGV[4]` the delta. The counter comes back as a string: Lua's numbers are doubles.
+/// `ARGV[4]` the delta, `ARGV[5]` the TTL in ms of a key this call creates, or empty. The
+/// counter comes back as a string: Lua's numbers are doubles.
 const LUA_INCREMENT: &str = r#"
 local before = redis.call('GET', entry)
 local r = redis.pcall('INCRBY', entry, ARGV[4])
 if type(r) == 'table' and r.err then return {'err', r.err} end
+if not before and ARGV[5] ~= '' then redis.call('PEXPIRE', entry, ARGV[5]) end
 local value = redis.call('GET', entry)
 local new = #key + #value
 local why = full(old, new)
@@ -1339,7 +1360,7 @@ mod tests {
         // A fourth entry is refused and nothing is written; so is a new counter.
         is_full(store.set("d", b"x", None).await, "3 entries");
         assert_eq!(store.get("d").await.unwrap(), None);
-        is_full(store.increment("d", 1).await, "3 entries");
+        is_full(store.increment("d", 1, None).await, "3 entries");
         assert_eq!(store.get("d").await.unwrap(), None);
         // Overwriting an entry adds none.
         store.set("a", b"1234567890", None).await.unwrap();
@@ -1354,11 +1375,11 @@ mod tests {
         store.set("e", b"", None).await.unwrap();
         // A counter that would grow past the bytes is refused and keeps its value.
         assert!(store.delete("b").await.unwrap());
-        assert_eq!(store.increment("n", 9).await.unwrap(), 9);
+        assert_eq!(store.increment("n", 9, None).await.unwrap(), 9);
         store.set("a", &[b'a'; 36], None).await.unwrap(); // 37 + 1 + 2 = 40
-        is_full(store.increment("n", 1).await, "40 bytes");
+        is_full(store.increment("n", 1, None).await, "40 bytes");
         assert_eq!(store.get("n").await.unwrap().as_deref(), Some(&b"9"[..]));
-        assert_eq!(store.increment("n", -1).await.unwrap(), 8);
+        assert_eq!(store.increment("n", -1, None).await.unwrap(), 8);
         is_full(store.set("a", &[b'a'; 37], None).await, "40 bytes");
         store.set("a", b"a", None).await.unwrap();
         // Expired entries make room.
@@ -1411,13 +1432,20 @@ mod tests {
         store.set("kept", b"x", Some(SHORT_TTL)).await.unwrap();
         store.set("kept", b"y", None).await.unwrap();
         store.set("ctr", b"5", Some(SHORT_TTL)).await.unwrap();
-        assert_eq!(store.increment("ctr", 1).await.unwrap(), 6);
+        assert_eq!(store.increment("ctr", 1, None).await.unwrap(), 6);
+        // A window counter: the call that creates it sets its TTL, later ones keep it.
+        assert_eq!(
+            store.increment("win", 1, Some(SHORT_TTL_MS)).await.unwrap(),
+            1
+        );
+        assert_eq!(store.increment("win", 1, Some(3_600_000)).await.unwrap(), 2);
         assert_eq!(store.get("t").await.unwrap().as_deref(), Some(&b"x"[..]));
         sleep_ms(SHORT_TTL_MS + 200).await;
         assert_eq!(store.get("t").await.unwrap(), None);
         assert!(!store.exists("t").await.unwrap());
         assert!(!store.delete("t").await.unwrap());
         assert_eq!(store.get("ctr").await.unwrap(), None);
+        assert_eq!(store.get("win").await.unwrap(), None, "the window expired");
         assert_eq!(store.get("kept").await.unwrap().as_deref(), Some(&b"y"[..]));
         assert!(store.delete("kept").await.unwrap());
         // An expired counter restarts from 0, without the old TTL.
@@ -1426,19 +1454,19 @@ mod tests {
             .await
             .unwrap();
         sleep_ms(100).await;
-        assert_eq!(store.increment("ctr", 2).await.unwrap(), 2);
+        assert_eq!(store.increment("ctr", 2, None).await.unwrap(), 2);
         sleep_ms(50).await;
         assert_eq!(store.get("ctr").await.unwrap().as_deref(), Some(&b"2"[..]));
         assert!(store.delete("ctr").await.unwrap());
 
         // increment
-        assert_eq!(store.increment("n", 5).await.unwrap(), 5);
-        assert_eq!(store.increment("n", 10).await.unwrap(), 15);
-        assert_eq!(store.increment("n", -20).await.unwrap(), -5);
+        assert_eq!(store.increment("n", 5, None).await.unwrap(), 5);
+        assert_eq!(store.increment("n", 10, None).await.unwrap(), 15);
+        assert_eq!(store.increment("n", -20, None).await.unwrap(), -5);
         assert_eq!(store.get("n").await.unwrap().as_deref(), Some(&b"-5"[..]));
         store.set("n", b"100", None).await.unwrap();
-        assert_eq!(store.increment("n", 0).await.unwrap(), 100);
-        assert_eq!(store.increment("neg", -3).await.unwrap(), -3);
+        assert_eq!(store.increment("n", 0, None).await.unwrap(), 100);
+        assert_eq!(store.increment("neg", -3, None).await.unwrap(), -3);
         for bad in [
             &b"abc"[..],
             b"",
@@ -1453,7 +1481,7 @@ mod tests {
             b"\xff",
         ] {
             store.set("bad", bad, None).await.unwrap();
-            let got = store.increment("bad", 1).await;
+            let got = store.increment("bad", 1, None).await;
             assert!(
                 matches!(got, Err(KvError::NotAnInteger)),
                 "{bad:?}: {got:?}"
@@ -1465,19 +1493,22 @@ mod tests {
             .await
             .unwrap();
         assert!(matches!(
-            store.increment("max", 1).await,
+            store.increment("max", 1, None).await,
             Err(KvError::Overflow)
         ));
-        assert_eq!(store.increment("max", -1).await.unwrap(), i64::MAX - 1);
+        assert_eq!(
+            store.increment("max", -1, None).await.unwrap(),
+            i64::MAX - 1
+        );
         store
             .set("min", i64::MIN.to_string().as_bytes(), None)
             .await
             .unwrap();
         assert!(matches!(
-            store.increment("min", -1).await,
+            store.increment("min", -1, None).await,
             Err(KvError::Overflow)
         ));
-        assert_eq!(store.increment("min", 0).await.unwrap(), i64::MIN);
+        assert_eq!(store.increment("min", 0, None).await.unwrap(), i64::MIN);
         for k in ["n", "neg", "bad", "max", "min"] {
             assert!(store.delete(k).await.unwrap(), "{k}");
         }
@@ -1528,7 +1559,7 @@ mod tests {
         assert!(matches!(store.delete("").await, Err(KvError::EmptyKey)));
         assert!(matches!(store.exists("").await, Err(KvError::EmptyKey)));
         assert!(matches!(
-            store.increment("", 1).await,
+            store.increment("", 1, None).await,
             Err(KvError::EmptyKey)
         ));
         assert!(matches!(
@@ -1654,7 +1685,7 @@ mod tests {
             .set("soon", b"x", Some(Duration::from_millis(30)))
             .await
             .unwrap();
-        assert_eq!(store.increment("hits", 3).await.unwrap(), 3);
+        assert_eq!(store.increment("hits", 3, None).await.unwrap(), 3);
         store.close().await.unwrap();
         assert!(dir.join("sessions.redb").is_file());
         #[cfg(unix)]
@@ -1677,7 +1708,7 @@ mod tests {
         );
         assert!(store.exists("later").await.unwrap());
         assert!(!store.exists("soon").await.unwrap());
-        assert_eq!(store.increment("hits", 1).await.unwrap(), 4);
+        assert_eq!(store.increment("hits", 1, None).await.unwrap(), 4);
         assert_eq!(
             store.list_keys("").await.unwrap(),
             ["hits", "later", "user"]
@@ -1789,7 +1820,7 @@ mod tests {
             send(&s.set("k", b"", None));
             send(&s.delete("k"));
             send(&s.exists("k"));
-            send(&s.increment("k", 1));
+            send(&s.increment("k", 1, None));
             send(&s.list_keys("k"));
         }
     }

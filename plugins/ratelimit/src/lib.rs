@@ -1,0 +1,214 @@
+//! `flagon-ratelimit`: a fixed-window rate limit as a Flagon middleware.
+//!
+//! Each request that the entry applies to (and whose method is in `methods`, if set) adds one
+//! to a counter in a granted kv store, keyed by the window and by what `by` lists: the client
+//! address, the identity's subject (the client address for anonymous requests) and the route.
+//! Past `limit` in a window the request is answered 429 with `Retry-After`; every counted
+//! response carries `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` and
+//! `RateLimit-Policy`.
+//!
+//! The count is one atomic `increment-new` per request (a redb write transaction, or a Lua
+//! script in Redis), so the limit holds exactly under concurrent requests, and across hosts
+//! that share a Redis store. The counter's key expires with its window.
+//!
+//! Settings: `store` (a kv store in `grants.kv`), `limit`, `window_secs`, `by` (`["client"]`;
+//! any of `client`, `identity`, `route`), `methods` (all), `name` (`ratelimit`, the key prefix:
+//! entries sharing a name share counters), `fail_open` (false: when the store fails, 503).
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+
+mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "flagon:app/middleware",
+    });
+}
+
+use bindings::exports::flagon::app::intercept::{Action, Guest};
+use bindings::flagon::app::types::{Method, RequestHead, Response};
+use bindings::flagon::app::{kv, log, settings};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    store: String,
+    limit: u64,
+    window_secs: u64,
+    #[serde(default = "by_client")]
+    by: Vec<By>,
+    methods: Option<Vec<String>>,
+    #[serde(default = "default_name")]
+    name: String,
+    #[serde(default)]
+    fail_open: bool,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum By {
+    Client,
+    Identity,
+    Route,
+}
+
+fn by_client() -> Vec<By> {
+    vec![By::Client]
+}
+
+fn default_name() -> String {
+    "ratelimit".into()
+}
+
+fn load() -> Result<Settings, String> {
+    let s: Settings = serde_json::from_str(&settings::get()).map_err(|e| e.to_string())?;
+    if s.limit == 0 || s.limit > 1_000_000_000 {
+        return Err("`limit` must be within 1..1000000000".into());
+    }
+    if s.window_secs == 0 || s.window_secs > 86_400 {
+        return Err("`window_secs` must be within 1..86400".into());
+    }
+    if s.by.is_empty() {
+        return Err("`by` lists at least one of \"client\", \"identity\", \"route\"".into());
+    }
+    if s.name.is_empty() || s.name.contains(':') {
+        return Err("`name` must be non-empty and without `:`".into());
+    }
+    Ok(s)
+}
+
+/// What `before` counted, for `after`'s headers: (limit, remaining, reset seconds, window).
+#[derive(Clone, Copy)]
+struct Counted {
+    limit: u64,
+    remaining: u64,
+    reset: u64,
+    window: u64,
+}
+
+thread_local! {
+    static COUNTED: Cell<Option<Counted>> = const { Cell::new(None) };
+}
+
+fn method_name(m: &Method) -> &str {
+    match m {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Delete => "DELETE",
+        Method::Patch => "PATCH",
+        Method::Options => "OPTIONS",
+        Method::Other(o) => o,
+    }
+}
+
+/// The client's IP address without the port.
+fn client_ip(client: &str) -> String {
+    client
+        .parse::<SocketAddr>()
+        .map_or_else(|_| client.to_string(), |a| a.ip().to_string())
+}
+
+fn headers(c: Counted) -> Vec<(String, String)> {
+    vec![
+        ("ratelimit-limit".into(), c.limit.to_string()),
+        ("ratelimit-remaining".into(), c.remaining.to_string()),
+        ("ratelimit-reset".into(), c.reset.to_string()),
+        (
+            "ratelimit-policy".into(),
+            format!("{};w={}", c.limit, c.window),
+        ),
+    ]
+}
+
+struct RateLimit;
+
+impl Guest for RateLimit {
+    fn check_settings() -> Result<(), String> {
+        load().map(|_| ())
+    }
+
+    fn before(head: RequestHead) -> Action {
+        let s = match load() {
+            Ok(s) => s,
+            Err(e) => panic!("settings were checked at load: {e}"),
+        };
+        let method = method_name(&head.method);
+        if let Some(methods) = &s.methods
+            && !methods.iter().any(|m| m.eq_ignore_ascii_case(method))
+        {
+            return Action::Continue;
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let window = now / s.window_secs;
+        let reset = (window + 1) * s.window_secs - now;
+        let mut key = format!("{}:{}:{window}", s.name, s.window_secs);
+        for by in &s.by {
+            let part = match by {
+                By::Client => format!("c={}", client_ip(&head.client)),
+                By::Identity => match &head.identity {
+                    Some(i) => format!("i={}", i.subject),
+                    None => format!("c={}", client_ip(&head.client)),
+                },
+                By::Route => format!("r={}", head.route.as_deref().unwrap_or(&head.path)),
+            };
+            key.push(':');
+            key.push_str(&part);
+        }
+        // The key lives a little past its window, so a slow clock cannot revive a count.
+        let ttl_ms = (s.window_secs + 1) * 1000;
+        let count = match kv::increment_new(&s.store, &key, 1, ttl_ms) {
+            Ok(n) => u64::try_from(n).unwrap_or(0),
+            Err(e) => {
+                log::log(log::Level::Error, &format!("rate limit store failed: {e}"));
+                if s.fail_open {
+                    return Action::Continue;
+                }
+                return Action::Respond(Response {
+                    status: 503,
+                    headers: vec![
+                        ("retry-after".into(), "1".into()),
+                        ("content-type".into(), "text/plain; charset=utf-8".into()),
+                    ],
+                    body: b"Service Unavailable".to_vec(),
+                });
+            }
+        };
+        let counted = Counted {
+            limit: s.limit,
+            remaining: s.limit.saturating_sub(count),
+            reset,
+            window: s.window_secs,
+        };
+        if count > s.limit {
+            let mut h = headers(counted);
+            h.push(("retry-after".into(), reset.max(1).to_string()));
+            h.push(("content-type".into(), "text/plain; charset=utf-8".into()));
+            return Action::Respond(Response {
+                status: 429,
+                headers: h,
+                body: b"Too Many Requests".to_vec(),
+            });
+        }
+        COUNTED.set(Some(counted));
+        Action::Continue
+    }
+
+    fn after(_head: RequestHead, mut response: Response) -> Response {
+        if let Some(c) = COUNTED.get() {
+            response
+                .headers
+                .retain(|(k, _)| !k.starts_with("ratelimit-"));
+            response.headers.extend(headers(c));
+        }
+        response
+    }
+}
+
+bindings::export!(RateLimit with_types_in bindings);
