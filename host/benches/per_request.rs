@@ -61,6 +61,7 @@ fn per_request(c: &mut Criterion) {
         request_id: "0123456789abcdef".into(),
         route: Some("index".into()),
         form: vec![],
+        identity: None,
     };
     let id: Arc<str> = Arc::from("0123456789abcdef");
     c.bench_function("instantiate_and_call_hello", |b| {

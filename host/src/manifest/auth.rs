@@ -247,10 +247,13 @@ impl Manifest {
                 .methods
                 .iter()
                 .any(|m| !matches!(m.0, http::Method::GET | http::Method::HEAD));
-            if r.auth.is_some() && !r.csrf && unsafe_method {
-                if let Some(id) = chain
+            if r.auth.is_some()
+                && !r.csrf
+                && unsafe_method
+                && let Some(id) = chain
                     .iter()
                     .find(|id| self.components.get(*id).is_some_and(|c| c.grants.session))
+            {
                 {
                     return Err(self.invalid(
                         format!("{key}.csrf"),

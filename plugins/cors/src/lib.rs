@@ -113,7 +113,7 @@ fn header<'a>(head: &'a RequestHead, name: &str) -> Option<&'a str> {
 /// The value for `Access-Control-Allow-Origin`, if `origin` is allowed.
 fn allow_origin(s: &Settings, origin: &str) -> Option<String> {
     let lower = origin.to_ascii_lowercase();
-    if s.origins.iter().any(|o| *o == lower) {
+    if s.origins.contains(&lower) {
         Some(origin.to_string())
     } else if s.origins.iter().any(|o| o == "*") {
         Some("*".into())
