@@ -3,6 +3,7 @@
 
 mod auth;
 mod auth_jwt;
+mod auth_plugins;
 mod browser;
 mod cli;
 mod example;

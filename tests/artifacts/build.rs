@@ -89,6 +89,8 @@ fn main() {
         ("sqlite", "PLUGIN_SQLITE"),
         ("postgres", "PLUGIN_POSTGRES"),
         ("auth-jwt", "PLUGIN_AUTH_JWT"),
+        ("auth-session", "PLUGIN_AUTH_SESSION"),
+        ("auth-apikey", "PLUGIN_AUTH_APIKEY"),
         ("cors", "PLUGIN_CORS"),
         ("ratelimit", "PLUGIN_RATELIMIT"),
     ] {

@@ -578,6 +578,23 @@ pub mod session {
     use crate::Error;
     use crate::bindings::flagon::app::session as host;
 
+    /// Sign the visitor in for routes that `plugins/auth-session` authenticates: a new CSRF
+    /// secret and session lifetime ([`rotate`], so a planted session is worth nothing), then
+    /// the identity under `identity`. Check the password first
+    /// ([`crate::crypto::verify_password`]).
+    pub fn sign_in(subject: &str, name: Option<&str>, roles: &[&str]) -> Result<(), Error> {
+        rotate();
+        set_json(
+            "identity",
+            &serde_json::json!({ "subject": subject, "name": name, "roles": roles }),
+        )
+    }
+
+    /// Sign out: empty the session (values, flashes and the CSRF secret).
+    pub fn sign_out() {
+        clear();
+    }
+
     /// The value stored under `key`.
     pub fn get(key: &str) -> Option<String> {
         host::get(key)

@@ -47,6 +47,24 @@ impl Handler for Web {
                 session::flash("success", &format!("Welcome, {user}!"))?;
                 Ok(Response::redirect("/home"))
             }
+            // Signs in for `plugins/auth-session`: `user` with the comma-separated `roles`.
+            Some("signin") => {
+                let user = req
+                    .field("user")
+                    .ok_or_else(|| Error::bad_request("no user"))?;
+                let roles: Vec<&str> = req
+                    .field("roles")
+                    .unwrap_or("")
+                    .split(',')
+                    .filter(|r| !r.is_empty())
+                    .collect();
+                session::sign_in(user, Some(user), &roles)?;
+                Ok(Response::redirect("/home"))
+            }
+            Some("signout") => {
+                session::sign_out();
+                Ok(Response::redirect("/home"))
+            }
             Some("logout") => {
                 session::clear();
                 Ok(Response::redirect("/home"))

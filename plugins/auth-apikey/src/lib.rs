@@ -1,0 +1,143 @@
+//! `flagon-auth-apikey`: API keys as a Flagon authenticator, stored hashed in a kv store.
+//!
+//! A key is `<id>.<secret>`, sent as `Authorization: Bearer <key>` or `X-API-Key: <key>`. The
+//! store holds, under `<prefix><id>`, a JSON record
+//! `{"hash": "<hex HMAC-SHA256(pepper, secret)>", "subject": "42", "name": "CI", "roles": [...]}`
+//! and never the secret itself: a copy of the store is worth nothing without the pepper, a
+//! secret variable. The secret is checked with the host's constant-time `hmac-sha256-verify`.
+//! Revoking a key is deleting its record (or setting `"revoked": true`).
+//!
+//! A request without either header, or whose bearer token is not of the `<id>.<secret>` form (a
+//! JWT, say), is no identity: the next authenticator is asked. An unknown id, a wrong secret
+//! or a revoked key is `invalid` (401); a failing store `unavailable` (503).
+//!
+//! Settings: `store` (a kv store in `grants.kv`), `pepper_variable` (a secret variable of at
+//! least 32 bytes in `grants.variables`), `prefix` (`apikey:`). Needs `grants.crypto`.
+//!
+//! Issuing a key, in a handler granted the same store, variable and crypto:
+//! `id = random_token(9)`, `secret = random_token(32)`, store the record with
+//! `hash = hex(hmac_sha256(pepper, secret))`, and show `<id>.<secret>` to the user once.
+
+use serde::Deserialize;
+
+mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "flagon:app/authenticator",
+    });
+}
+
+use bindings::exports::flagon::app::authenticate::{AuthError, Guest};
+use bindings::flagon::app::types::{Identity, RequestHead};
+use bindings::flagon::app::{config, crypto, kv, settings};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    store: String,
+    pepper_variable: String,
+    #[serde(default = "default_prefix")]
+    prefix: String,
+}
+
+fn default_prefix() -> String {
+    "apikey:".into()
+}
+
+#[derive(Deserialize)]
+struct Record {
+    hash: String,
+    subject: String,
+    name: Option<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    revoked: bool,
+}
+
+fn load() -> Result<(Settings, String), String> {
+    let s: Settings = serde_json::from_str(&settings::get()).map_err(|e| e.to_string())?;
+    let pepper = config::get(&s.pepper_variable).ok_or_else(|| {
+        format!(
+            "variable `{}` is not granted: add it to `grants.variables`",
+            s.pepper_variable
+        )
+    })?;
+    if pepper.len() < 32 {
+        return Err(format!("`{}` must be at least 32 bytes", s.pepper_variable));
+    }
+    Ok((s, pepper))
+}
+
+/// The key the request carries, if any.
+fn presented(head: &RequestHead) -> Option<&str> {
+    let header = |name: &str| {
+        head.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim())
+    };
+    if let Some(key) = header("x-api-key") {
+        return Some(key);
+    }
+    let (scheme, token) = header("authorization")?.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// `<id>.<secret>`, with an id of letters, digits, `-` and `_`.
+fn split(key: &str) -> Option<(&str, &str)> {
+    let (id, secret) = key.split_once('.')?;
+    let id_ok = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let secret_ok = (16..=512).contains(&secret.len()) && !secret.contains('.');
+    (id_ok && secret_ok).then_some((id, secret))
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+struct ApiKey;
+
+impl Guest for ApiKey {
+    fn check_settings() -> Result<(), String> {
+        load().map(|_| ())
+    }
+
+    fn authenticate(head: RequestHead) -> Result<Option<Identity>, AuthError> {
+        let Some((id, secret)) = presented(&head).and_then(split) else {
+            return Ok(None);
+        };
+        let (s, pepper) = load().map_err(AuthError::Unavailable)?;
+        let stored = kv::get(&s.store, &format!("{}{id}", s.prefix))
+            .map_err(|e| AuthError::Unavailable(format!("the key store failed: {e}")))?
+            .ok_or_else(|| AuthError::Invalid("unknown API key id".into()))?;
+        let record: Record = serde_json::from_slice(&stored)
+            .map_err(|_| AuthError::Unavailable("the stored key record is malformed".into()))?;
+        let tag = unhex(&record.hash)
+            .ok_or_else(|| AuthError::Unavailable("the stored hash is not hex".into()))?;
+        if !crypto::hmac_sha256_verify(pepper.as_bytes(), secret.as_bytes(), &tag) {
+            return Err(AuthError::Invalid("wrong API key secret".into()));
+        }
+        if record.revoked {
+            return Err(AuthError::Invalid("the API key was revoked".into()));
+        }
+        Ok(Some(Identity {
+            subject: record.subject,
+            display_name: record.name,
+            roles: record.roles,
+            claims: vec![("api_key_id".into(), id.to_string())],
+            authenticator: String::new(),
+        }))
+    }
+}
+
+bindings::export!(ApiKey with_types_in bindings);
