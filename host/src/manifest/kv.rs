@@ -18,6 +18,10 @@ pub struct KvSection {
     /// Embedded: directory holding the store's file, relative to the manifest
     /// (default `data/kv`). Example: `path = "/var/lib/myapp/kv"`
     pub path: Option<PathBuf>,
+    /// Embedded: fsync every write (default true). `false` fsyncs at most once a second, so a
+    /// crash loses up to a second of writes: for counters written on every request (rate
+    /// limits) and caches, never for data a user was told is saved. Example: `durable = false`
+    pub durable: Option<bool>,
     /// Redis: the `[variables]` entry holding the URL (it may carry a password).
     /// Example: `url = "redis_url"`
     pub url: Option<String>,
@@ -66,6 +70,13 @@ impl Manifest {
                             format!("{key}.url"),
                             format!("unknown variable `{url}` (the URL is read from a variable, so a password in it stays out of the manifest)"),
                             format!("declare `[variables.{url}]` with `env = \"REDIS_URL\"`, `secret = true`"),
+                        ));
+                    }
+                    if kv.durable.is_some() {
+                        return Err(self.invalid(
+                            format!("{key}.durable"),
+                            "`durable` is for embedded stores (Redis keeps its own persistence settings)",
+                            "remove `durable`",
                         ));
                     }
                     if kv.path.is_some() {

@@ -63,6 +63,7 @@ impl Capability for Kv {
             };
             let config = match section.backend {
                 KvBackendKind::Embedded => KvBackendConfig::Embedded {
+                    durable: section.durable.unwrap_or(true),
                     dir: manifest.resolve(section.path.as_deref().unwrap_or("data/kv".as_ref())),
                 },
                 KvBackendKind::Redis => {

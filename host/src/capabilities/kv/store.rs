@@ -59,7 +59,8 @@ impl Default for KvLimits {
 #[derive(Clone)]
 pub enum KvBackendConfig {
     /// A redb file `<dir>/<store>.redb`. `dir` is created (mode 0700) if it is missing.
-    Embedded { dir: PathBuf },
+    /// Without `durable`, commits are fsynced at most once a second (see [`SYNC_EVERY_MS`]).
+    Embedded { dir: PathBuf, durable: bool },
     /// A Redis server. `url` is `redis://[user][:password@]host[:port][/db]`, or `rediss://` when
     /// the redis client was built with TLS. `prefix` namespaces every key; `None` means
     /// [`default_redis_prefix`]. An empty prefix gives the store the whole database.
@@ -70,7 +71,11 @@ pub enum KvBackendConfig {
 impl fmt::Debug for KvBackendConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Embedded { dir } => f.debug_struct("Embedded").field("dir", dir).finish(),
+            Self::Embedded { dir, durable } => f
+                .debug_struct("Embedded")
+                .field("dir", dir)
+                .field("durable", durable)
+                .finish(),
             Self::Redis { url, prefix } => f
                 .debug_struct("Redis")
                 .field("url", &redact_url(url))
@@ -169,8 +174,8 @@ impl KvStore {
         }
         let name: Arc<str> = Arc::from(name);
         let backend = match config {
-            KvBackendConfig::Embedded { dir } => {
-                Backend::Embedded(Embedded::open(name.clone(), dir, limits).await?)
+            KvBackendConfig::Embedded { dir, durable } => {
+                Backend::Embedded(Embedded::open(name.clone(), dir, limits, durable).await?)
             }
             KvBackendConfig::Redis { url, prefix } => {
                 let prefix = prefix.unwrap_or_else(|| default_redis_prefix(&name));
@@ -381,8 +386,16 @@ struct Embedded {
     db: Arc<redb::Database>,
     /// redb allows one write transaction at a time and blocks the others in `begin_write`.
     /// Queuing writers here instead keeps them off the blocking thread pool while they wait.
-    write_lock: Arc<tokio::sync::Mutex<()>>,
+    /// It holds when the last commit was fsynced (milliseconds), for a store that is not
+    /// `durable`.
+    write_lock: Arc<tokio::sync::Mutex<u64>>,
+    /// Every commit fsynced (the default); otherwise at most every [`SYNC_EVERY_MS`].
+    durable: bool,
 }
+
+/// How often a store without `durable` fsyncs a commit: a crash loses at most this much of
+/// its writes (rate-limit counters, caches), and redb can reuse the pages of earlier commits.
+pub const SYNC_EVERY_MS: u64 = 1000;
 
 /// The tables of one write transaction.
 struct Tables<'t> {
@@ -504,7 +517,12 @@ impl Tables<'_> {
 }
 
 impl Embedded {
-    async fn open(name: Arc<str>, dir: PathBuf, limits: KvLimits) -> Result<Self, KvError> {
+    async fn open(
+        name: Arc<str>,
+        dir: PathBuf,
+        limits: KvLimits,
+        durable: bool,
+    ) -> Result<Self, KvError> {
         let path = dir.join(format!("{name}.redb"));
         let opened = {
             let path = path.clone();
@@ -518,7 +536,8 @@ impl Embedded {
             name,
             limits,
             db: Arc::new(db),
-            write_lock: Arc::new(tokio::sync::Mutex::new(())),
+            write_lock: Arc::new(tokio::sync::Mutex::new(0)),
+            durable,
         })
     }
 
@@ -560,19 +579,28 @@ impl Embedded {
     /// Durability: redb's default, [`redb::Durability::Immediate`], which fsyncs every commit.
     /// A guest that was told "stored" may tell its user so, and an acknowledged write lost to
     /// a power cut would be a silent bug; an fsync per write (about a millisecond on an SSD)
-    /// is an acceptable price for the small, infrequent writes kv stores see.
+    /// is an acceptable price for the small, infrequent writes kv stores see. A store set
+    /// `durable = false` (counters written on every request) fsyncs at most once per
+    /// [`SYNC_EVERY_MS`] instead.
     async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Tables<'_>) -> Result<T, KvError> + Send + 'static,
     ) -> Result<T, KvError> {
         // Owned, and moved into the task, so that a caller that gives up does not release the
         // lock while its transaction is still running.
-        let guard = self.write_lock.clone().lock_owned().await;
+        let mut guard = self.write_lock.clone().lock_owned().await;
         let db = self.db.clone();
-        let (name, limits) = (self.name.clone(), self.limits);
+        let (name, limits, durable) = (self.name.clone(), self.limits, self.durable);
         let run = move || {
-            let _guard = guard;
-            let txn = db.begin_write().map_err(db_err)?;
+            let mut txn = db.begin_write().map_err(db_err)?;
+            let now = now_millis();
+            if !durable {
+                if now.saturating_sub(*guard) >= SYNC_EVERY_MS {
+                    *guard = now;
+                } else {
+                    txn.set_durability(redb::Durability::None).map_err(db_err)?;
+                }
+            }
             let out = {
                 let mut meta = txn.open_table(META).map_err(db_err)?;
                 let stored = read_usage(&meta)?;
@@ -1393,9 +1421,27 @@ mod tests {
 
     async fn embedded(dir: &Path, name: &str) -> Result<KvStore, KvError> {
         let config = KvBackendConfig::Embedded {
+            durable: true,
             dir: dir.to_owned(),
         };
         KvStore::open(name, config, limits()).await
+    }
+
+    /// A store without `durable` behaves the same; what a clean close leaves is read back.
+    #[tokio::test]
+    async fn a_store_that_is_not_durable_keeps_its_writes_across_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = || KvBackendConfig::Embedded {
+            durable: false,
+            dir: dir.path().to_owned(),
+        };
+        let store = KvStore::open("fast", config(), limits()).await.unwrap();
+        for i in 1..=200 {
+            assert_eq!(store.increment("n", 1, Some(60_000)).await.unwrap(), i);
+        }
+        drop(store);
+        let store = KvStore::open("fast", config(), limits()).await.unwrap();
+        assert_eq!(store.increment("n", 1, None).await.unwrap(), 201);
     }
 
     /// Long enough that a few fsynced writes on a busy machine finish well within it.
@@ -1622,6 +1668,7 @@ mod tests {
     async fn embedded_limits_hold_and_their_totals_persist() {
         let dir = tempfile::tempdir().unwrap();
         let config = || KvBackendConfig::Embedded {
+            durable: true,
             dir: dir.path().to_owned(),
         };
         let store = KvStore::open("small", config(), small()).await.unwrap();
