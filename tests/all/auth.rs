@@ -110,7 +110,7 @@ auth = "optional"
 
 [[routes]]
 path = "/login"
-methods = ["POST"]
+methods = ["GET", "POST"]
 component = "web"
 name = "login"
 

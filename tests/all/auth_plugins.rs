@@ -249,3 +249,50 @@ async fn auth_apikey_checks_hashed_keys_and_revocation() {
     assert_eq!(s.get("/kv-delete?key=apikey:ci").await.text(), "true");
     assert_eq!(s.send(bearer(&key)).await.status, 401);
 }
+
+#[tokio::test]
+async fn auth_apikey_sql_reads_keys_from_a_table() {
+    let secret = "table-secret-0123456789abcdef";
+    let migration = format!(
+        "CREATE TABLE api_keys (id TEXT PRIMARY KEY, hash TEXT NOT NULL, subject TEXT NOT NULL, \
+         name TEXT, roles TEXT, revoked INTEGER NOT NULL DEFAULT 0);\n\
+         INSERT INTO api_keys VALUES ('k1', '{h}', 'svc-1', 'Deployer', '[\"admin\"]', 0);\n\
+         INSERT INTO api_keys VALUES ('k2', '{h}', 'svc-2', NULL, 'a b', 1);\n",
+        h = hmac_hex(secret)
+    );
+    let text = manifest()
+        .replace(
+            "[kv.counter]\n",
+            "[kv.counter]\n\n[databases.main]\nadapter = \"sqlite\"\nmigrations = \"migrations\"\n",
+        )
+        .replace(
+            &format!("source = {}", program(programs::PLUGIN_AUTH_APIKEY)),
+            &format!("source = {}", program(programs::PLUGIN_AUTH_APIKEY_SQL)),
+        )
+        .replace(
+            "grants = { kv = [\"counter\"], crypto = true, variables = [\"pepper\"] }\nsettings = { store = \"counter\", pepper_variable = \"pepper\" }",
+            "grants = { sql = [\"main\"], crypto = true, variables = [\"pepper\"] }\nsettings = { database = \"main\", pepper_variable = \"pepper\" }",
+        );
+    assert!(text.contains("database = \"main\""), "{text}");
+    let files = [
+        ("keys/session.key", SESSION_KEY),
+        ("keys/pepper", PEPPER),
+        ("templates/me.html", ""),
+        ("migrations/0001_keys.sql", migration.as_str()),
+    ];
+    let s = TestServer::serve(TestManifest::with_files(&text, &files), Default::default()).await;
+    let key = |k: &str| Req::new("GET", "/admin").header("x-api-key", k);
+    let r = s.send(key(&format!("k1.{secret}"))).await;
+    assert_eq!(subject(&r), "svc-1");
+    // Revoked in the table, a wrong secret, an unknown id: 401.
+    for bad in [
+        format!("k2.{secret}"),
+        format!("k1.{secret}!"),
+        format!("k9.{secret}"),
+    ] {
+        assert_eq!(s.send(key(&bad)).await.status, 401, "{bad}");
+    }
+    // A quote in the id cannot reach the statement: ids are letters, digits, `-`, `_`, and
+    // the id is a bound parameter anyway.
+    assert_eq!(s.send(key(&format!("k1'--.{secret}"))).await.status, 401);
+}

@@ -91,6 +91,7 @@ fn main() {
         ("auth-jwt", "PLUGIN_AUTH_JWT"),
         ("auth-session", "PLUGIN_AUTH_SESSION"),
         ("auth-apikey", "PLUGIN_AUTH_APIKEY"),
+        ("auth-apikey-sql", "PLUGIN_AUTH_APIKEY_SQL"),
         ("cors", "PLUGIN_CORS"),
         ("ratelimit", "PLUGIN_RATELIMIT"),
     ] {

@@ -102,6 +102,16 @@ fn main() {
     // Warm the compile cache so Flagon starts from precompiled components, as in production
     // (the database app too: compiling the SQLite adapter at start would show in its peak RSS).
     let db_app = write_db_app(&work.join("db"), &wasm);
+    let auth_app = write_auth_app(
+        &work.join("auth"),
+        &wasm,
+        &repo.join("plugins/target/wasm32-wasip2/release"),
+    );
+    let bearer = format!("-H 'Authorization: Bearer {}'", bench_jwt());
+    drop(Server::start(
+        "warm auth",
+        flagon_cmd(&bins, &auth_app, &cache),
+    ));
     drop(Server::start("warm", flagon_cmd(&bins, &app, &cache)));
     drop(Server::start("warm db", flagon_cmd(&bins, &db_app, &cache)));
 
@@ -139,6 +149,13 @@ fn main() {
             "Flagon host only (404, no guest)",
             flagon_cmd(&bins, &app, &cache),
         ),
+        // Hello behind two extensions: a bearer JWT checked by `plugins/auth-jwt` (HS256) and a
+        // per-client rate limit by `plugins/ratelimit` on an embedded store (`durable = false`),
+        // each a fresh instance per request.
+        Server::start(
+            "Flagon hello behind auth-jwt + ratelimit",
+            flagon_cmd(&bins, &auth_app, &cache),
+        ),
     ];
     let paths = [
         "/",
@@ -149,10 +166,13 @@ fn main() {
         "/db-page",
         "/db-page",
         "/no-such-route",
+        "/",
     ];
     let mut paths: Vec<&str> = paths.to_vec();
     // The latency baseline of each row: the native page for pages, native hyper otherwise.
-    let mut bases = vec![0, 0, 2, 2, 2, 5, 5, 0];
+    let mut bases = vec![0, 0, 2, 2, 2, 5, 5, 0, 1];
+    /// The row of hello behind auth-jwt + ratelimit (its requests carry the bearer token).
+    const AUTH_ROW: usize = 8;
     // The Postgres page, when Postgres is installed: one server for both, each on a database
     // of its own.
     let postgres = Postgres::start(&work.join("pg"));
@@ -205,7 +225,8 @@ fn main() {
     for round in 1..=o.rounds {
         for (i, s) in servers.iter().enumerate() {
             eprintln!("round {round}/{}: {}", o.rounds, s.name);
-            let run = s.load(paths[i], o.connections, o.duration);
+            let extra = if i == AUTH_ROW { bearer.as_str() } else { "" };
+            let run = s.load_with(paths[i], o.connections, o.duration, extra);
             runs.entry(i).or_default().push(run);
         }
     }
@@ -253,7 +274,7 @@ fn main() {
         medians[6].cpu_us / medians[5].cpu_us
     );
     if postgres.is_some() {
-        let (native, flagon) = (&medians[8], &medians[9]);
+        let (native, flagon) = (&medians[9], &medians[10]);
         let _ = writeln!(
             report,
             "\nFlagon Postgres page vs axum + tokio-postgres: {:.2}× the req/s, {:.2}× the CPU per request (goal: at most 2× the CPU; the Postgres server's own CPU is not counted for either).",
@@ -261,6 +282,15 @@ fn main() {
             flagon.cpu_us / native.cpu_us
         );
     }
+    let (bare, guarded) = (&medians[1], &medians[AUTH_ROW]);
+    let _ = writeln!(
+        report,
+        "\nHello behind auth-jwt + ratelimit vs bare hello: {:.2}× the req/s; the two extensions add {:.1} µs of server CPU per request, {:.2}× a bare hello request's {:.1} µs (goal: at most 1×).",
+        guarded.rps / bare.rps,
+        guarded.cpu_us - bare.cpu_us,
+        (guarded.cpu_us - bare.cpu_us) / bare.cpu_us,
+        bare.cpu_us
+    );
     let _ = writeln!(report);
 
     if o.scaling {
@@ -386,6 +416,20 @@ fn build(repo: &Path) {
         "flagon-bench",
         "--bins",
     ]));
+    eprintln!("building the plugins the auth row uses...");
+    run(Command::new("cargo")
+        .current_dir(repo.join("plugins"))
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--target",
+            "wasm32-wasip2",
+            "-p",
+            "flagon-auth-jwt",
+            "-p",
+            "flagon-ratelimit",
+        ]));
     eprintln!("building the guest components...");
     run(Command::new("cargo")
         .current_dir(repo.join("bench/guests"))
@@ -449,6 +493,80 @@ name = "host"
     let path = work.join("flagon.toml");
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// Hello behind `plugins/auth-jwt` and `plugins/ratelimit`: `/` needs a bearer JWT (HS256,
+/// see [`bench_jwt`]) and counts every request per client in a store that is not `durable`.
+fn write_auth_app(dir: &Path, wasm: &Path, plugins: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let text = format!(
+        r#"[app]
+name = "bench-auth"
+
+[server]
+max_instances = 2048
+max_connections = 8192
+header_read_timeout = "30s"
+
+[variables]
+jwt_secret = {{ default = "{BENCH_JWT_SECRET}", secret = true }}
+
+[kv.limits]
+durable = false
+
+[auth]
+authenticators = ["jwt"]
+
+[components.jwt]
+source = "{jwt}"
+grants = {{ variables = ["jwt_secret"] }}
+settings = {{ secret_variable = "jwt_secret", algorithm = "HS256", issuer = "bench", audience = "bench" }}
+
+[components.limit]
+source = "{limit}"
+grants = {{ kv = ["limits"] }}
+settings = {{ store = "limits", limit = 1000000000, window_secs = 3600 }}
+
+[[middleware]]
+component = "limit"
+
+[components.hello]
+source = "{hello}"
+limits = {{ timeout = "10s" }}
+
+[[routes]]
+path = "/"
+component = "hello"
+auth = "required"
+"#,
+        jwt = plugins.join("flagon_auth_jwt.wasm").display(),
+        limit = plugins.join("flagon_ratelimit.wasm").display(),
+        hello = wasm.join("bench_hello.wasm").display(),
+    );
+    let path = dir.join("flagon.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The shared secret of the auth row (a benchmark's, not a real one).
+const BENCH_JWT_SECRET: &str = "flagon-bench-hs256-secret-0123456789abcdef";
+
+/// A bearer token for the auth row, valid for a day.
+fn bench_jwt() -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 86_400;
+    let header = b64.encode(r#"{"alg":"HS256","typ":"JWT"}"#);
+    let claims = b64.encode(format!(
+        r#"{{"sub":"bench-user","iss":"bench","aud":"bench","exp":{exp},"roles":["user"]}}"#
+    ));
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, BENCH_JWT_SECRET.as_bytes());
+    let tag = ring::hmac::sign(&key, format!("{header}.{claims}").as_bytes());
+    format!("{header}.{claims}.{}", b64.encode(tag))
 }
 
 /// The app of the database page: the `dbpage` guest on a SQLite database seeded by a migration.

@@ -306,7 +306,7 @@ impl App {
     ) -> HttpResponse {
         for Running {
             component,
-            instance,
+            mut instance,
         } in running.into_iter().rev()
         {
             let guest = &self.components[component].id;
@@ -318,6 +318,8 @@ impl App {
                 Ok(r) => self.validated(r, guest, id),
                 Err(failure) => self.failure_page(failure, guest, id),
             };
+            // Reports the log lines the instance dropped, as for a handler.
+            instance.data_mut().finish();
         }
         response
     }

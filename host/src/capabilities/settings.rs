@@ -34,7 +34,8 @@ impl Capability for Settings {
     }
 
     fn configure(_: &(), c: &ComponentSetup<'_>) -> anyhow::Result<Self::Component> {
-        let json = serde_json::to_string(&c.section.settings)
+        let table = toml::Value::Table(c.section.settings.clone());
+        let json = serde_json::to_string(&to_json(&table))
             .with_context(|| format!("`components.{}.settings` cannot be written as JSON", c.id))?;
         Ok(json.into())
     }
@@ -42,8 +43,40 @@ impl Capability for Settings {
     fn prepare(_: &Self::Component) {}
 }
 
+/// TOML as JSON; a date or time becomes its RFC 3339 text.
+fn to_json(v: &toml::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        toml::Value::String(s) => J::String(s.clone()),
+        toml::Value::Integer(i) => J::from(*i),
+        toml::Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+        toml::Value::Boolean(b) => J::Bool(*b),
+        toml::Value::Datetime(d) => J::String(d.to_string()),
+        toml::Value::Array(a) => J::Array(a.iter().map(to_json).collect()),
+        toml::Value::Table(t) => {
+            J::Object(t.iter().map(|(k, v)| (k.clone(), to_json(v))).collect())
+        }
+    }
+}
+
 impl settings::Host for Cx<'_, Settings> {
     fn get(&mut self) -> String {
         self.component.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn settings_become_plain_json() {
+        let t: toml::Table = toml::from_str(
+            "a = \"x\"\nn = 3\nf = 1.5\nb = true\nd = 2026-12-01T10:00:00Z\nl = [\"p\", 2]\nt = { k = \"v\" }",
+        )
+        .unwrap();
+        let json = super::to_json(&toml::Value::Table(t));
+        assert_eq!(
+            json,
+            serde_json::json!({"a": "x", "n": 3, "f": 1.5, "b": true, "d": "2026-12-01T10:00:00Z", "l": ["p", 2], "t": {"k": "v"}})
+        );
     }
 }

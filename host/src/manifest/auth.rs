@@ -194,6 +194,13 @@ impl Manifest {
                     "point it at a route with a fixed path such as `/login`",
                 ));
             }
+            if !route.methods.iter().any(|m| m.0 == http::Method::GET) {
+                return Err(self.invalid(
+                    "auth.login_route",
+                    format!("route `{login}` does not answer GET"),
+                    "browsers are redirected there with a GET: add \"GET\" to its `methods`",
+                ));
+            }
             if route.auth == Some(AuthMode::Required) {
                 return Err(self.invalid(
                     "auth.login_route",
@@ -246,7 +253,16 @@ impl Manifest {
             let unsafe_method = r
                 .methods
                 .iter()
-                .any(|m| !matches!(m.0, http::Method::GET | http::Method::HEAD));
+                // The methods `web::csrf::is_safe_method` lets through.
+                .any(|m| {
+                    !matches!(
+                        m.0,
+                        http::Method::GET
+                            | http::Method::HEAD
+                            | http::Method::OPTIONS
+                            | http::Method::TRACE
+                    )
+                });
             if r.auth.is_some()
                 && !r.csrf
                 && unsafe_method

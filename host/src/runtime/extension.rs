@@ -141,7 +141,7 @@ impl<T: RuntimeView> Middleware<T> {
 impl<T: RuntimeView> MiddlewareInstance<T> {
     /// Call `after` with the response, under a deadline of its own.
     pub async fn after(
-        mut self,
+        &mut self,
         head: &RequestHead,
         response: &Response,
     ) -> Result<Response, Failure> {
@@ -150,15 +150,11 @@ impl<T: RuntimeView> MiddlewareInstance<T> {
             .data_mut()
             .runtime()
             .set_deadline(Some(started + self.timeout));
-        let Self {
-            mut store,
-            bindings,
-            ..
-        } = self;
+        let (store, bindings) = (&mut self.store, &self.bindings);
         bounded(started, self.timeout, async {
             bindings
                 .flagon_app_intercept()
-                .call_after(&mut store, head, response)
+                .call_after(&mut *store, head, response)
                 .await
         })
         .await

@@ -1,4 +1,5 @@
-//! `flagon-auth-apikey`: API keys as a Flagon authenticator, stored hashed in a kv store.
+//! `flagon-auth-apikey`: API keys as a Flagon authenticator, stored hashed in a kv store, or
+//! (`flagon-auth-apikey-sql`, the same source built with the `sql` feature) in a SQL table.
 //!
 //! A key is `<id>.<secret>`, sent as `Authorization: Bearer <key>` or `X-API-Key: <key>`. The
 //! store holds, under `<prefix><id>`, a JSON record
@@ -13,6 +14,11 @@
 //!
 //! Settings: `store` (a kv store in `grants.kv`), `pepper_variable` (a secret variable of at
 //! least 32 bytes in `grants.variables`), `prefix` (`apikey:`). Needs `grants.crypto`.
+//!
+//! The SQL build reads `SELECT hash, subject, name, roles, revoked FROM <table> WHERE id = $1`
+//! instead (one parameterized statement; `roles` a JSON array or space-separated text, `revoked`
+//! true/nonzero for a revoked key). Its settings are `database` (in `grants.sql`), `table`
+//! (`api_keys`, a plain identifier) and `pepper_variable`.
 //!
 //! Issuing a key, in a handler granted the same store, variable and crypto:
 //! `id = random_token(9)`, `secret = random_token(32)`, store the record with
@@ -29,8 +35,9 @@ mod bindings {
 
 use bindings::exports::flagon::app::authenticate::{AuthError, Guest};
 use bindings::flagon::app::types::{Identity, RequestHead};
-use bindings::flagon::app::{config, crypto, kv, settings};
+use bindings::flagon::app::{config, crypto, settings};
 
+#[cfg(not(feature = "sql"))]
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Settings {
@@ -40,8 +47,75 @@ struct Settings {
     prefix: String,
 }
 
+#[cfg(not(feature = "sql"))]
 fn default_prefix() -> String {
     "apikey:".into()
+}
+
+#[cfg(feature = "sql")]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    database: String,
+    #[serde(default = "default_table")]
+    table: String,
+    pepper_variable: String,
+}
+
+#[cfg(feature = "sql")]
+fn default_table() -> String {
+    "api_keys".into()
+}
+
+/// The record of key `id`, `None` if there is none.
+#[cfg(not(feature = "sql"))]
+fn lookup(s: &Settings, id: &str) -> Result<Option<Record>, String> {
+    use bindings::flagon::app::kv;
+    let Some(stored) = kv::get(&s.store, &format!("{}{id}", s.prefix))
+        .map_err(|e| format!("the key store failed: {e}"))?
+    else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&stored)
+        .map(Some)
+        .map_err(|_| "the stored key record is malformed".into())
+}
+
+/// The record of key `id`, `None` if there is none.
+#[cfg(feature = "sql")]
+fn lookup(s: &Settings, id: &str) -> Result<Option<Record>, String> {
+    use bindings::flagon::app::sql;
+    use bindings::flagon::app::sql_types::Value;
+    let statement = format!(
+        "SELECT hash, subject, name, roles, revoked FROM {} WHERE id = $1",
+        s.table
+    );
+    let rows = sql::query(&s.database, &statement, &[Value::Text(id.into())])
+        .map_err(|e| format!("the key table failed: {e:?}"))?;
+    let Some(row) = rows.rows.into_iter().next() else {
+        return Ok(None);
+    };
+    let text = |v: &Value| match v {
+        Value::Text(t) => Some(t.clone()),
+        _ => None,
+    };
+    let [hash, subject, name, roles, revoked] = row.as_slice() else {
+        return Err("the key table's row has the wrong columns".into());
+    };
+    let roles = text(roles).unwrap_or_default();
+    let roles = serde_json::from_str::<Vec<String>>(&roles)
+        .unwrap_or_else(|_| roles.split_whitespace().map(str::to_string).collect());
+    Ok(Some(Record {
+        hash: text(hash).ok_or("`hash` is not text")?,
+        subject: text(subject).ok_or("`subject` is not text")?,
+        name: text(name),
+        roles,
+        revoked: match revoked {
+            Value::Boolean(b) => *b,
+            Value::Integer(n) => *n != 0,
+            _ => false,
+        },
+    }))
 }
 
 #[derive(Deserialize)]
@@ -57,6 +131,18 @@ struct Record {
 
 fn load() -> Result<(Settings, String), String> {
     let s: Settings = serde_json::from_str(&settings::get()).map_err(|e| e.to_string())?;
+    #[cfg(feature = "sql")]
+    {
+        let mut chars = s.table.chars();
+        let ident = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+            && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            && s.table.len() <= 63;
+        if !ident {
+            return Err("`table` must be a plain identifier (a-z, 0-9, `_`)".into());
+        }
+    }
     let pepper = config::get(&s.pepper_variable).ok_or_else(|| {
         format!(
             "variable `{}` is not granted: add it to `grants.variables`",
@@ -117,11 +203,9 @@ impl Guest for ApiKey {
             return Ok(None);
         };
         let (s, pepper) = load().map_err(AuthError::Unavailable)?;
-        let stored = kv::get(&s.store, &format!("{}{id}", s.prefix))
-            .map_err(|e| AuthError::Unavailable(format!("the key store failed: {e}")))?
+        let record = lookup(&s, id)
+            .map_err(AuthError::Unavailable)?
             .ok_or_else(|| AuthError::Invalid("unknown API key id".into()))?;
-        let record: Record = serde_json::from_slice(&stored)
-            .map_err(|_| AuthError::Unavailable("the stored key record is malformed".into()))?;
         let tag = unhex(&record.hash)
             .ok_or_else(|| AuthError::Unavailable("the stored hash is not hex".into()))?;
         if !crypto::hmac_sha256_verify(pepper.as_bytes(), secret.as_bytes(), &tag) {

@@ -254,6 +254,9 @@ impl KvStore {
         new_ttl_ms: Option<u64>,
     ) -> Result<i64, KvError> {
         self.check_key(key)?;
+        let new_ttl_ms = new_ttl_ms
+            .map(|ms| ttl_millis(Duration::from_millis(ms)))
+            .transpose()?;
         match &self.backend {
             Backend::Embedded(e) => e.increment(key, delta, new_ttl_ms).await,
             Backend::Redis(r) => r.increment(key, delta, new_ttl_ms).await,
