@@ -6,7 +6,7 @@ use crate::harness::{Reply, Req, TestManifest, TestServer, program};
 use crate::programs;
 use crate::web::{SESSION_KEY, log_in, session_cookie};
 
-fn manifest(extra: &str) -> String {
+pub fn manifest(extra: &str) -> String {
     format!(
         r#"
 [app]

@@ -173,3 +173,24 @@ fn variables_come_from_an_env_file_when_asked() {
     assert!(!ok);
     assert!(err.contains(".env") && err.contains("NAME=value"), "{err}");
 }
+
+#[test]
+fn routes_show_what_each_route_asks_of_the_request() {
+    let m = TestManifest::new(&crate::auth::manifest(""));
+    let (ok, out, err) = flagon(&["routes", m.path.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.lines().next().unwrap().contains("Auth"), "{out}");
+    let line = |path: &str| {
+        out.lines()
+            .find(|l| l.contains(path))
+            .unwrap_or_else(|| panic!("{path}: {out}"))
+            .to_string()
+    };
+    assert!(
+        line("/admin").contains("required roles=admin,root by=a,b"),
+        "{out}"
+    );
+    assert!(line("/api/thing").contains("required by=b"), "{out}");
+    assert!(line("/optional").contains("optional by=a,b"), "{out}");
+    assert!(line("/open").contains(" - "), "{out}");
+}

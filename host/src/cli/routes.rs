@@ -10,7 +10,7 @@ use crate::manifest::Manifest;
 pub(super) fn routes(path: &Path) -> Result<()> {
     let manifest = Manifest::load(path)?;
     let router = Router::new(&manifest)?;
-    let rows: Vec<[String; 4]> = router
+    let rows: Vec<[String; 5]> = router
         .routes()
         .iter()
         .map(|r| {
@@ -22,28 +22,49 @@ pub(super) fn routes(path: &Path) -> Result<()> {
                 r.name.as_deref().unwrap_or("-").to_string(),
                 methods.join(", "),
                 r.path.clone(),
+                auth(&manifest, r),
                 r.component_id.clone(),
             ]
         })
         .collect();
     print!(
         "{}",
-        table(&["Name", "Methods", "Rule", "Component"], &rows)
+        table(&["Name", "Methods", "Rule", "Auth", "Component"], &rows)
     );
     Ok(())
 }
 
-fn table(header: &[&str; 4], rows: &[[String; 4]]) -> String {
+/// What a route asks of the request: `-`, or `required`/`optional` with its roles and
+/// authenticators, e.g. `required roles=admin by=jwt,session`.
+fn auth(manifest: &Manifest, r: &crate::http::router::Route) -> String {
+    let Some(mode) = r.auth else {
+        return "-".into();
+    };
+    let mut out = match mode {
+        crate::manifest::AuthMode::Required => "required".to_string(),
+        crate::manifest::AuthMode::Optional => "optional".to_string(),
+    };
+    if !r.roles.is_empty() {
+        out.push_str(&format!(" roles={}", r.roles.join(",")));
+    }
+    out.push_str(&format!(
+        " by={}",
+        manifest.route_authenticators(r.index).join(",")
+    ));
+    out
+}
+
+fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
     let mut widths = header.map(str::len);
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.len());
         }
     }
-    let line = |cells: [&str; 4]| {
+    let line = |cells: [&str; N]| {
         let mut s = String::new();
         for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if i == 3 {
+            if i == N - 1 {
                 s.push_str(cell);
             } else {
                 s.push_str(&format!("{cell:<w$}  "));
