@@ -123,6 +123,12 @@ pub(super) struct Running {
 impl App {
     /// The `[[middleware]]` entries that apply to `path` matched to the route `route`, in order.
     pub(super) fn middleware_for(&self, path: &str, route: Option<&str>) -> Vec<usize> {
+        if self.middleware.is_empty() {
+            return Vec::new();
+        }
+        // Prefixes are matched on the decoded path, so `/%61pi` cannot slip past `/api`.
+        let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+        let path = path.as_ref();
         (0..self.middleware.len())
             .filter(|&i| self.middleware[i].section.applies(path, route))
             .collect()

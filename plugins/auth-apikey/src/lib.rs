@@ -21,7 +21,7 @@
 //! (`api_keys`, a plain identifier) and `pepper_variable`.
 //!
 //! Issuing a key, in a handler granted the same store, variable and crypto:
-//! `id = random_token(9)`, `secret = random_token(32)`, store the record with
+//! `id = random_token(16)`, `secret = random_token(32)`, store the record with
 //! `hash = hex(hmac_sha256(pepper, secret))`, and show `<id>.<secret>` to the user once.
 
 use serde::Deserialize;
@@ -182,7 +182,7 @@ fn split(key: &str) -> Option<(&str, &str)> {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -195,7 +195,9 @@ struct ApiKey;
 
 impl Guest for ApiKey {
     fn check_settings() -> Result<(), String> {
-        load().map(|_| ())
+        let (s, _) = load()?;
+        // The store (or table) must be reachable now, not at the first request.
+        lookup(&s, "flagon-settings-check").map(|_| ())
     }
 
     fn authenticate(head: RequestHead) -> Result<Option<Identity>, AuthError> {

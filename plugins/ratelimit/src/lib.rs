@@ -129,7 +129,11 @@ struct RateLimit;
 
 impl Guest for RateLimit {
     fn check_settings() -> Result<(), String> {
-        load().map(|_| ())
+        let s = load()?;
+        // A store that is not granted (or down) stops the start, not every request.
+        kv::exists(&s.store, &format!("{}:check", s.name))
+            .map(|_| ())
+            .map_err(|e| format!("store `{}`: {e}", s.store))
     }
 
     fn before(head: RequestHead) -> Action {
