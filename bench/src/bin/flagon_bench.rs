@@ -102,11 +102,10 @@ fn main() {
     // Warm the compile cache so Flagon starts from precompiled components, as in production
     // (the database app too: compiling the SQLite adapter at start would show in its peak RSS).
     let db_app = write_db_app(&work.join("db"), &wasm);
-    let auth_app = write_auth_app(
-        &work.join("auth"),
-        &wasm,
-        &repo.join("plugins/target/wasm32-wasip2/release"),
-    );
+    let plugin_dir = repo.join("plugins/target/wasm32-wasip2/release");
+    let auth_app = write_auth_app(&work.join("auth"), &wasm, &plugin_dir, true, true);
+    let jwt_app = write_auth_app(&work.join("jwt"), &wasm, &plugin_dir, true, false);
+    let limit_app = write_auth_app(&work.join("limit"), &wasm, &plugin_dir, false, true);
     let bearer = format!("-H 'Authorization: Bearer {}'", bench_jwt());
     drop(Server::start(
         "warm auth",
@@ -156,6 +155,14 @@ fn main() {
             "Flagon hello behind auth-jwt + ratelimit",
             flagon_cmd(&bins, &auth_app, &cache),
         ),
+        Server::start(
+            "Flagon hello behind auth-jwt only",
+            flagon_cmd(&bins, &jwt_app, &cache),
+        ),
+        Server::start(
+            "Flagon hello behind ratelimit only",
+            flagon_cmd(&bins, &limit_app, &cache),
+        ),
     ];
     let paths = [
         "/",
@@ -167,10 +174,12 @@ fn main() {
         "/db-page",
         "/no-such-route",
         "/",
+        "/",
+        "/",
     ];
     let mut paths: Vec<&str> = paths.to_vec();
     // The latency baseline of each row: the native page for pages, native hyper otherwise.
-    let mut bases = vec![0, 0, 2, 2, 2, 5, 5, 0, 1];
+    let mut bases = vec![0, 0, 2, 2, 2, 5, 5, 0, 1, 1, 1];
     /// The row of hello behind auth-jwt + ratelimit (its requests carry the bearer token).
     const AUTH_ROW: usize = 8;
     // The Postgres page, when Postgres is installed: one server for both, each on a database
@@ -225,7 +234,11 @@ fn main() {
     for round in 1..=o.rounds {
         for (i, s) in servers.iter().enumerate() {
             eprintln!("round {round}/{}: {}", o.rounds, s.name);
-            let extra = if i == AUTH_ROW { bearer.as_str() } else { "" };
+            let extra = if i == AUTH_ROW || i == AUTH_ROW + 1 {
+                bearer.as_str()
+            } else {
+                ""
+            };
             let run = s.load_with(paths[i], o.connections, o.duration, extra);
             runs.entry(i).or_default().push(run);
         }
@@ -274,7 +287,7 @@ fn main() {
         medians[6].cpu_us / medians[5].cpu_us
     );
     if postgres.is_some() {
-        let (native, flagon) = (&medians[9], &medians[10]);
+        let (native, flagon) = (&medians[11], &medians[12]);
         let _ = writeln!(
             report,
             "\nFlagon Postgres page vs axum + tokio-postgres: {:.2}× the req/s, {:.2}× the CPU per request (goal: at most 2× the CPU; the Postgres server's own CPU is not counted for either).",
@@ -290,6 +303,12 @@ fn main() {
         guarded.cpu_us - bare.cpu_us,
         (guarded.cpu_us - bare.cpu_us) / bare.cpu_us,
         bare.cpu_us
+    );
+    let _ = writeln!(
+        report,
+        "Alone: auth-jwt adds {:.1} µs, ratelimit {:.1} µs.",
+        medians[AUTH_ROW + 1].cpu_us - bare.cpu_us,
+        medians[AUTH_ROW + 2].cpu_us - bare.cpu_us
     );
     let _ = writeln!(report);
 
@@ -497,9 +516,9 @@ name = "host"
 
 /// Hello behind `plugins/auth-jwt` and `plugins/ratelimit`: `/` needs a bearer JWT (HS256,
 /// see [`bench_jwt`]) and counts every request per client in a store that is not `durable`.
-fn write_auth_app(dir: &Path, wasm: &Path, plugins: &Path) -> PathBuf {
+fn write_auth_app(dir: &Path, wasm: &Path, plugins: &Path, jwt: bool, limit: bool) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
-    let text = format!(
+    let mut text = format!(
         r#"[app]
 name = "bench-auth"
 
@@ -543,6 +562,12 @@ auth = "required"
         limit = plugins.join("flagon_ratelimit.wasm").display(),
         hello = wasm.join("bench_hello.wasm").display(),
     );
+    if !jwt {
+        text = text.replace("auth = \"required\"\n", "");
+    }
+    if !limit {
+        text = text.replace("[[middleware]]\ncomponent = \"limit\"\n", "");
+    }
     let path = dir.join("flagon.toml");
     std::fs::write(&path, text).unwrap();
     path
