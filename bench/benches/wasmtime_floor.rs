@@ -90,6 +90,7 @@ fn floor(c: &mut Criterion) {
         request_id: "0123456789abcdef".into(),
         route: Some("index".into()),
         form: vec![],
+        identity: None,
     };
 
     c.bench_function("wasmtime_store_new_drop", |b| {
