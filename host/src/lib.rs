@@ -12,6 +12,7 @@
 //! - [`app`]: loading an app, and the per-request pipeline.
 //! - [`manifest`]: the `flagon.toml` schema, one module per section.
 //! - [`cli`]: one module per command.
+//! - [`plugins`]: the first-party plugins embedded in the host (a leaf).
 //! - [`text`]: the escaping every log line quoting untrusted text goes through (a leaf).
 
 pub mod app;
@@ -19,6 +20,7 @@ pub mod capabilities;
 pub mod cli;
 pub mod http;
 pub mod manifest;
+pub mod plugins;
 pub mod runtime;
 pub mod text;
 pub mod web;

@@ -10,34 +10,37 @@ fn sha256(bytes: &[u8]) -> String {
         .collect()
 }
 
-fn check(built: &str, embedded: &[u8], name: &str) {
-    let built = std::fs::read(built).unwrap();
+/// Every plugin in `plugins/dist` (embedded in the host: `flagon::plugins::PLUGINS`, the
+/// `sqlite` and `postgres` adapters and the `plugin = "..."` components) is byte for byte what
+/// its source in `plugins/` built to in this run; and every plugin built is embedded.
+#[test]
+fn every_embedded_plugin_is_built_from_its_source() {
+    let mut stale = Vec::new();
+    for plugin in flagon::plugins::PLUGINS {
+        let (_, built) = programs::PLUGINS_BUILT
+            .iter()
+            .find(|(name, _)| *name == plugin.name)
+            .unwrap_or_else(|| panic!("plugin `{}` is embedded but not built", plugin.name));
+        let built = std::fs::read(built).unwrap();
+        if built != plugin.wasm {
+            stale.push(format!(
+                "plugins/dist/flagon-{}.wasm (sha256 {}) is not what plugins/{} builds to (sha256 {})",
+                plugin.name,
+                sha256(plugin.wasm),
+                plugin.name,
+                sha256(&built)
+            ));
+        }
+    }
     assert!(
-        built == embedded,
-        "plugins/dist/flagon-{name}.wasm (sha256 {}) is not what plugins/{name} builds to \
-         (sha256 {}); run `bash plugins/build` and commit plugins/dist",
-        sha256(embedded),
-        sha256(&built)
+        stale.is_empty(),
+        "{}\nrun `bash plugins/build` and commit plugins/dist",
+        stale.join("\n")
     );
-}
-
-/// `plugins/dist/flagon-sqlite.wasm` (embedded in the host as the `sqlite` adapter) is
-/// byte for byte what `plugins/sqlite` built to in this run.
-#[test]
-fn the_embedded_sqlite_adapter_is_built_from_its_source() {
-    check(
-        programs::PLUGIN_SQLITE,
-        flagon::capabilities::sql::SQLITE_ADAPTER,
-        "sqlite",
-    );
-}
-
-/// The same for `plugins/postgres` (the `postgres` adapter).
-#[test]
-fn the_embedded_postgres_adapter_is_built_from_its_source() {
-    check(
-        programs::PLUGIN_POSTGRES,
-        flagon::capabilities::sql::POSTGRES_ADAPTER,
-        "postgres",
-    );
+    for (name, _) in programs::PLUGINS_BUILT {
+        assert!(
+            flagon::plugins::find(name).is_some(),
+            "plugin `{name}` is built but not embedded: add it to host/src/plugins.rs and plugins/build"
+        );
+    }
 }

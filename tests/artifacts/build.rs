@@ -106,6 +106,26 @@ fn main() {
         );
         rerun_for_dep_info(&plugin_dir.join(format!("flagon_{file}.d")));
     }
+    // By name, for the test that every embedded plugin is what its source builds to.
+    let _ = writeln!(
+        generated,
+        "/// Every plugin built in this build, by its name in `flagon::plugins`.\n\
+         pub const PLUGINS_BUILT: &[(&str, &str)] = &[{}];",
+        [
+            ("sqlite", "PLUGIN_SQLITE"),
+            ("postgres", "PLUGIN_POSTGRES"),
+            ("auth-jwt", "PLUGIN_AUTH_JWT"),
+            ("auth-session", "PLUGIN_AUTH_SESSION"),
+            ("auth-apikey", "PLUGIN_AUTH_APIKEY"),
+            ("auth-apikey-sql", "PLUGIN_AUTH_APIKEY_SQL"),
+            ("cors", "PLUGIN_CORS"),
+            ("ratelimit", "PLUGIN_RATELIMIT"),
+        ]
+        .iter()
+        .map(|(n, c)| format!("({n:?}, {c})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+    );
     fs::write(out_dir.join("programs.rs"), generated).unwrap();
     for f in ["Cargo.toml", "Cargo.lock", ".cargo/config.toml"] {
         println!("cargo:rerun-if-changed={}", plugins.join(f).display());

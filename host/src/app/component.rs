@@ -1,7 +1,7 @@
 //! A component of the app: compiled (or read from the cache), checked against its grants,
 //! configured by every capability, linked once, and called fresh for every request.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result, bail};
@@ -9,7 +9,7 @@ use wasmtime::Engine;
 use wasmtime::component::{Component, InstancePre, Linker};
 
 use crate::capabilities::{self, AppCaps, ComponentCaps, HostState, ImportReport, RequestCtx};
-use crate::manifest::{ComponentRole, ComponentSection, Manifest};
+use crate::manifest::{ComponentRole, ComponentSection, Manifest, WasmSource};
 use crate::runtime::bindings::extension::middleware::exports::flagon::app::intercept::Action;
 use crate::runtime::bindings::{Request, RequestHead, Response};
 use crate::runtime::engine;
@@ -20,7 +20,8 @@ use crate::runtime::{
 /// A component ready to serve requests.
 pub struct LoadedComponent {
     pub id: String,
-    pub path: PathBuf,
+    /// Where its bytes came from: a file, or a plugin embedded in the host.
+    pub source: WasmSource,
     pub origin: Origin,
     pub imports: Vec<ImportReport>,
     /// Whether the component uses the cookie session (its routes get CSRF checks).
@@ -48,9 +49,9 @@ impl LoadedComponent {
         cache_dir: Option<&Path>,
     ) -> Result<Self> {
         let (manifest, id, section) = (setup.manifest, setup.id, setup.section);
-        let path = manifest.resolve(&section.source);
+        let source = section.wasm(manifest);
         let (component, origin, imports) =
-            compile_and_check(engine, manifest, id, section, &path, cache_dir)?;
+            compile_and_check(engine, manifest, id, section, &source, cache_dir)?;
         let caps = capabilities::configure(app, setup)
             .with_context(|| format!("failed to configure component `{id}`"))?;
         let instance_pre = linker
@@ -96,7 +97,7 @@ impl LoadedComponent {
         })?;
         Ok(Self {
             id: id.to_string(),
-            path,
+            source,
             origin,
             imports,
             session: section.grants.session,
@@ -200,26 +201,24 @@ pub fn compile_and_check(
     manifest: &Manifest,
     id: &str,
     section: &ComponentSection,
-    path: &Path,
+    source: &WasmSource,
     cache_dir: Option<&Path>,
 ) -> Result<(Component, Origin, Vec<ImportReport>)> {
-    let wasm = std::fs::read(path).with_context(|| {
+    let wasm = source.read().with_context(|| {
         let hint = if section.build.is_some() {
             "run `flagon build` (or `flagon serve --build`) first"
         } else {
             "check `source`, or add a `build` command"
         };
         format!(
-            "cannot read component `{id}` from `{}` (`components.{id}.source` in `{}`); {hint}",
-            path.display(),
+            "cannot read component `{id}` from `{source}` (`components.{id}.source` in `{}`); {hint}",
             manifest.file.display()
         )
     })?;
     let (component, origin) =
         engine::load_component(engine, &wasm, cache_dir).with_context(|| {
             format!(
-                "`{}` is not a valid Wasm component (component `{id}`)",
-                path.display()
+                "`{source}` is not a valid Wasm component (component `{id}`)"
             )
         })?;
     let imports = capabilities::check(engine, &component, section);

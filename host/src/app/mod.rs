@@ -126,7 +126,7 @@ impl App {
             )?;
             tracing::info!(
                 component = %id,
-                source = %loaded.path.display(),
+                source = %loaded.source,
                 cached = loaded.origin == Origin::Cache,
                 millis = started.elapsed().as_millis() as u64,
                 "component loaded"

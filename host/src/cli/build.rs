@@ -52,11 +52,10 @@ pub fn build_components(manifest: &Manifest, only: Option<&str>) -> Result<()> {
                 dir.display()
             );
         }
-        let source = manifest.resolve(&manifest.components[id].source);
-        if !source.exists() {
+        let source = manifest.components[id].wasm(&manifest);
+        if source.path().is_some_and(|p| !p.exists()) {
             bail!(
-                "component `{id}` built, but `{}` does not exist\n  help: point `components.{id}.source` in `{}` at the file the build produces",
-                source.display(),
+                "component `{id}` built, but `{source}` does not exist\n  help: point `components.{id}.source` in `{}` at the file the build produces",
                 manifest.file.display()
             );
         }

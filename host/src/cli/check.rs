@@ -35,8 +35,8 @@ pub(super) fn check(path: &Path, options: &LoadOptions) -> Result<()> {
     let cache = manifest.cache_dir();
     let mut failures = 0;
     for (id, section) in &manifest.components {
-        let path = manifest.resolve(&section.source);
-        println!("\ncomponent `{id}` ({})", path.display());
+        let source = section.wasm(&manifest);
+        println!("\ncomponent `{id}` ({source})");
         println!(
             "  limits: memory {}, timeout {}",
             section.limits.memory, section.limits.timeout
@@ -51,7 +51,7 @@ pub(super) fn check(path: &Path, options: &LoadOptions) -> Result<()> {
             &manifest,
             id,
             section,
-            &path,
+            &source,
             cache.as_deref(),
         ) {
             Ok((_, _, imports)) => {

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::origin::{AllowedOrigin, InvalidOrigin};
 use super::values::{HumanDuration, Size};
 use super::{HOUR, Manifest, Result};
+use crate::plugins::{self, Plugin, PluginKind};
 
 /// `[components.<id>]`: a Wasm component and what it may do.
 #[derive(Debug, Clone, Deserialize)]
@@ -16,7 +17,10 @@ use super::{HOUR, Manifest, Result};
 pub struct ComponentSection {
     /// Path of the `.wasm` component, relative to the manifest.
     /// Example: `source = "target/wasm32-wasip2/release/hello.wasm"`
-    pub source: PathBuf,
+    pub source: Option<PathBuf>,
+    /// A first-party plugin embedded in the host, instead of a `source`.
+    /// Example: `plugin = "auth-jwt"`
+    pub plugin: Option<String>,
     /// Shell command that builds `source`, run by `flagon build` and `flagon serve --build`.
     /// Example: `build = "cargo build --release --target wasm32-wasip2"`
     pub build: Option<String>,
@@ -32,6 +36,54 @@ pub struct ComponentSection {
     /// `variables` instead. Example: `settings = { issuer = "https://id.example.com" }`
     #[serde(default)]
     pub settings: toml::Table,
+}
+
+/// Where a component's bytes come from.
+#[derive(Debug, Clone)]
+pub enum WasmSource {
+    /// A `.wasm` file (`source`), resolved against the manifest's directory.
+    File(PathBuf),
+    /// A plugin embedded in the host (`plugin`).
+    Embedded(&'static Plugin),
+}
+
+impl WasmSource {
+    /// The component's bytes.
+    pub fn read(&self) -> std::io::Result<std::borrow::Cow<'static, [u8]>> {
+        match self {
+            WasmSource::File(path) => std::fs::read(path).map(Into::into),
+            WasmSource::Embedded(p) => Ok(p.wasm.into()),
+        }
+    }
+
+    /// The file, if the component is one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            WasmSource::File(path) => Some(path),
+            WasmSource::Embedded(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for WasmSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WasmSource::File(path) => write!(f, "{}", path.display()),
+            WasmSource::Embedded(p) => write!(f, "plugin `{}` (embedded)", p.name),
+        }
+    }
+}
+
+impl ComponentSection {
+    /// Where the component's bytes come from. The manifest was validated, so exactly one of
+    /// `source` and a known `plugin` is set.
+    pub fn wasm(&self, manifest: &Manifest) -> WasmSource {
+        match (&self.source, self.plugin.as_deref().and_then(plugins::find)) {
+            (_, Some(plugin)) => WasmSource::Embedded(plugin),
+            (Some(source), None) => WasmSource::File(manifest.resolve(source)),
+            (None, None) => WasmSource::File(manifest.dir.clone()),
+        }
+    }
 }
 
 /// Per-instance limits. Example: `limits = { memory = "64MiB", timeout = "2s" }`
@@ -147,17 +199,62 @@ impl FileGrant {
 }
 
 impl Manifest {
+    /// `source` or `plugin`: exactly one, and a plugin that exists and is a component.
+    fn validate_source(&self, key: &str, c: &ComponentSection) -> Result<()> {
+        match (&c.source, &c.plugin) {
+            (Some(_), Some(_)) => Err(self.invalid(
+                format!("{key}.plugin"),
+                "a component has either a `source` or a `plugin`, not both",
+                "remove `source` to use the embedded plugin, or `plugin` to use the file",
+            )),
+            (None, None) => Err(self.invalid(
+                key.to_string(),
+                "the component has no `source`",
+                "point `source` at the component's `.wasm` file, or name an embedded plugin with `plugin = \"...\"`",
+            )),
+            (Some(source), None) if source.as_os_str().is_empty() => Err(self.invalid(
+                format!("{key}.source"),
+                "the source path is empty",
+                "point `source` at the component's `.wasm` file",
+            )),
+            (Some(_), None) => Ok(()),
+            (None, Some(name)) => {
+                let Some(plugin) = plugins::find(name) else {
+                    return Err(self.invalid(
+                        format!("{key}.plugin"),
+                        format!("there is no embedded plugin `{name}`"),
+                        format!(
+                            "use one of {}, or `source` for a component of your own",
+                            plugins::component_names()
+                        ),
+                    ));
+                };
+                if plugin.kind == PluginKind::SqlAdapter {
+                    return Err(self.invalid(
+                        format!("{key}.plugin"),
+                        format!("`{name}` is a DB adapter, not a component of the app"),
+                        format!("use it as `adapter = \"{name}\"` in a `[databases.<name>]` table"),
+                    ));
+                }
+                for (field, set) in [("build", c.build.is_some()), ("workdir", c.workdir.is_some())] {
+                    if set {
+                        return Err(self.invalid(
+                            format!("{key}.{field}"),
+                            "an embedded plugin is not built",
+                            format!("remove `{field}`"),
+                        ));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Checks every `[components.<id>]`: limits, grants naming declared stores and variables, granted directories and origins.
     pub(super) fn validate_components(&self) -> Result<()> {
         for (id, c) in &self.components {
             let key = format!("components.{id}");
-            if c.source.as_os_str().is_empty() {
-                return Err(self.invalid(
-                    format!("{key}.source"),
-                    "the source path is empty",
-                    "point `source` at the component's `.wasm` file",
-                ));
-            }
+            self.validate_source(&key, c)?;
             if c.limits.memory.0 < 64 * 1024 || c.limits.memory.0 > 4 * 1024 * 1024 * 1024 {
                 return Err(self.invalid(
                     format!("{key}.limits.memory"),

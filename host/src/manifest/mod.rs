@@ -27,7 +27,7 @@ use serde::Deserialize;
 
 pub use app::AppSection;
 pub use auth::{AuthMode, AuthSection, ComponentRole, MiddlewareSection};
-pub use components::{ComponentSection, FileGrant, Grants, Limits, OutboundGrant};
+pub use components::{ComponentSection, FileGrant, Grants, Limits, OutboundGrant, WasmSource};
 pub use databases::{AdapterKind, DatabaseSection, TlsMode};
 pub use kv::{KvBackendKind, KvSection};
 pub use routes::RouteSection;
@@ -334,6 +334,44 @@ component = "hello"
         .unwrap_err()
         .to_string();
         assert!(err.contains("invalid duration `soon`"), "{err}");
+    }
+
+    #[test]
+    fn a_component_is_a_file_or_an_embedded_plugin() {
+        let m = parse(&MINIMAL.replace("source = \"hello.wasm\"", "plugin = \"cors\"")).unwrap();
+        match m.components["hello"].wasm(&m) {
+            WasmSource::Embedded(p) => assert_eq!(p.name, "cors"),
+            other => panic!("{other:?}"),
+        }
+        let cases = [
+            (
+                "plugin = \"corz\"",
+                "components.hello.plugin",
+                "\"auth-jwt\"",
+            ),
+            (
+                "source = \"hello.wasm\"\nplugin = \"cors\"",
+                "components.hello.plugin",
+                "not both",
+            ),
+            (
+                "plugin = \"sqlite\"",
+                "components.hello.plugin",
+                "adapter = \"sqlite\"",
+            ),
+            (
+                "plugin = \"cors\"\nbuild = \"make\"",
+                "components.hello.build",
+                "not built",
+            ),
+            ("limits = {}", "components.hello", "has no `source`"),
+        ];
+        for (table, key, says) in cases {
+            let err = parse(&MINIMAL.replace("source = \"hello.wasm\"", table))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key) && err.contains(says), "{table}: {err}");
+        }
     }
 
     #[test]

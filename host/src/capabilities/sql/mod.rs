@@ -24,14 +24,6 @@ use crate::runtime::bindings::flagon::app::sql::{self, Transaction};
 use crate::runtime::bindings::flagon::app::sql_types::{self, Outcome, Rows, SqlError, Value};
 use pool::{Lease, Pool, PoolConfig};
 
-/// The SQLite adapter, `plugins/sqlite` built for `wasm32-wasip2`. It is committed (so that
-/// building the host needs no C toolchain for wasm) and rebuilt from source by the tests,
-/// which check that the two are the same bytes (`tests/all/plugins.rs`).
-pub const SQLITE_ADAPTER: &[u8] = include_bytes!("../../../../plugins/dist/flagon-sqlite.wasm");
-
-/// The Postgres adapter, `plugins/postgres`, committed and checked the same way.
-pub const POSTGRES_ADAPTER: &[u8] = include_bytes!("../../../../plugins/dist/flagon-postgres.wasm");
-
 pub struct Sql;
 
 /// The open transactions of one instance, by the handle's rep.
@@ -122,7 +114,7 @@ impl Capability for Sql {
                         ("path".to_owned(), format!("/data/{file_name}")),
                         ("busy_timeout_ms".to_owned(), "0".to_owned()),
                     ];
-                    (SQLITE_ADAPTER.to_vec(), Some(dir), settings)
+                    (crate::plugins::sqlite().to_vec(), Some(dir), settings)
                 }
                 AdapterKind::Postgres => {
                     let user = db.user.clone().unwrap_or_default();
@@ -137,7 +129,7 @@ impl Capability for Sql {
                             db.timeout().as_millis().to_string(),
                         ),
                     ];
-                    (POSTGRES_ADAPTER.to_vec(), None, settings)
+                    (crate::plugins::postgres().to_vec(), None, settings)
                 }
                 AdapterKind::Component(path) => {
                     let path = manifest.resolve(&path);
@@ -337,7 +329,7 @@ fn refuse_shared_files(manifest: &Manifest) -> anyhow::Result<()> {
                     );
                 }
             }
-            if inside(&manifest.resolve(&c.source)) {
+            if c.wasm(manifest).path().is_some_and(inside) {
                 return Err(refuse(
                     format!("components.{id}.source"),
                     "a component",
