@@ -6,20 +6,30 @@ use std::path::{Path, PathBuf};
 
 /// Which folders each folder may import: what its arrows in the picture reach. `runtime` and
 /// `manifest` import no other folder but the leaf `text`.
-/// `text` (log escaping) is a leaf every folder may use.
+/// `text` (log escaping) and `plugins` (the embedded plugins' bytes) are leaves every folder
+/// may use.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("text", &[]),
-    ("manifest", &["text"]),
-    ("runtime", &["text"]),
-    ("http", &["manifest", "text"]),
-    ("web", &["http", "manifest", "text"]),
+    ("plugins", &[]),
+    ("manifest", &["text", "plugins"]),
+    ("runtime", &["text", "plugins"]),
+    ("http", &["manifest", "text", "plugins"]),
+    ("web", &["http", "manifest", "text", "plugins"]),
     (
         "capabilities",
-        &["runtime", "web", "http", "manifest", "text"],
+        &["runtime", "web", "http", "manifest", "text", "plugins"],
     ),
     (
         "app",
-        &["capabilities", "runtime", "web", "http", "manifest", "text"],
+        &[
+            "capabilities",
+            "runtime",
+            "web",
+            "http",
+            "manifest",
+            "text",
+            "plugins",
+        ],
     ),
     (
         "cli",
@@ -31,6 +41,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "http",
             "manifest",
             "text",
+            "plugins",
         ],
     ),
 ];

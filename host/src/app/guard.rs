@@ -19,6 +19,7 @@ use super::response::into_http;
 use crate::capabilities::HostState;
 use crate::capabilities::RequestCtx;
 use crate::http::Body;
+use crate::http::forms::{self, FormField, FormKind};
 use crate::http::request_id::RequestId;
 use crate::http::router::Route;
 use crate::manifest::{AuthMode, Manifest, MiddlewareSection};
@@ -118,6 +119,8 @@ impl MiddlewareEntry {
 pub(super) struct Running {
     component: usize,
     instance: MiddlewareInstance<HostState>,
+    /// The head `before` saw, when it was this middleware's own (with form fields).
+    head: Option<RequestHead>,
 }
 
 impl App {
@@ -132,6 +135,15 @@ impl App {
         (0..self.middleware.len())
             .filter(|&i| self.middleware[i].section.applies(path, route))
             .collect()
+    }
+
+    /// Whether a middleware in `middleware` sees form fields and the request has a urlencoded
+    /// body for it.
+    pub(super) fn middleware_reads_form(&self, middleware: &[usize], parts: &Parts) -> bool {
+        middleware
+            .iter()
+            .any(|&m| !self.middleware[m].section.form_fields.is_empty())
+            && matches!(forms::kind(&parts.headers), FormKind::UrlEncoded)
     }
 
     /// Whether a middleware in `middleware` reads the session.
@@ -280,6 +292,7 @@ impl App {
         &self,
         m: usize,
         head: &RequestHead,
+        form: &[FormField],
         session: Option<&Arc<Mutex<Session>>>,
         headers: &HeaderMap,
         id: &RequestId,
@@ -291,10 +304,24 @@ impl App {
         let ctx = RequestCtx::new(id.shared(), session, headers)
             .read_only()
             .with_identity(identity);
-        match guest.before(self.engine(), head, ctx).await {
+        // Only the fields its entry names, and only to this middleware.
+        let fields = &self.middleware[m].section.form_fields;
+        let own_head = (!fields.is_empty()).then(|| RequestHead {
+            form: form
+                .iter()
+                .filter(|f| f.file.is_none() && fields.contains(&f.name))
+                .map(|f| (f.name.clone(), f.value.clone()))
+                .collect(),
+            ..head.clone()
+        });
+        match guest
+            .before(self.engine(), own_head.as_ref().unwrap_or(head), ctx)
+            .await
+        {
             Ok((Action::Continue, instance)) => Ok(Running {
                 component,
                 instance,
+                head: own_head,
             }),
             Ok((Action::Respond(r), _instance)) => Err(self.validated(r, &guest.id, id)),
             Err(failure) => Err(self.failure_page(failure, &guest.id, id)),
@@ -313,8 +340,10 @@ impl App {
         for Running {
             component,
             mut instance,
+            head: own_head,
         } in running.into_iter().rev()
         {
+            let head = own_head.as_ref().unwrap_or(head);
             let guest = &self.components[component].id;
             let Some(wit) = as_guest_response(&response) else {
                 // Bodies streamed from files never pass through a guest.
@@ -356,7 +385,7 @@ impl App {
         let mut running = Vec::with_capacity(middleware.len());
         let response = 'answer: {
             for m in middleware {
-                match self.before(m, &head, None, &parts.headers, id).await {
+                match self.before(m, &head, &[], None, &parts.headers, id).await {
                     Ok(r) => running.push(r),
                     Err(answer) => break 'answer answer,
                 }

@@ -57,6 +57,23 @@ enum Target<'a> {
     },
 }
 
+/// The request's body: still to be read (the usual case), or read early for a middleware that
+/// sees form fields.
+enum RequestBody<B> {
+    Unread(B),
+    Read(Vec<FormField>, Bytes),
+}
+
+impl<B> RequestBody<B> {
+    /// The form, if it was read.
+    fn form(&self) -> &[FormField] {
+        match self {
+            RequestBody::Unread(_) => &[],
+            RequestBody::Read(form, _) => form,
+        }
+    }
+}
+
 /// What the route's own steps need of the request.
 struct Call<'a> {
     parts: &'a Parts,
@@ -145,13 +162,22 @@ impl App {
             head.identity = identity.as_deref().cloned();
         }
         let identity = auth.as_ref().ok().cloned().flatten();
+        // A middleware that sees form fields (a login limit per account) needs the body read
+        // before it runs; everyone else reads it after authorization.
+        let body = if self.middleware_reads_form(&middleware, &parts) {
+            let body = self.read_body(&parts, body, route, id).await?;
+            let (form, body) = self.decode_form(&parts, body, id).await?;
+            RequestBody::Read(form, body)
+        } else {
+            RequestBody::Unread(body)
+        };
 
         let mut running = Vec::with_capacity(middleware.len());
         let response = 'answer: {
             if let Some(head) = &head {
                 for &m in &middleware {
                     match self
-                        .before(m, head, session.as_ref(), &parts.headers, id)
+                        .before(m, head, body.form(), session.as_ref(), &parts.headers, id)
                         .await
                     {
                         Ok(instance) => running.push(instance),
@@ -186,7 +212,12 @@ impl App {
 
     /// The route's own steps, after the middleware's `before`: authorization, body, form,
     /// CSRF, the handler, its response and the error pages.
-    async fn answer<B>(&self, call: Call<'_>, auth: Authenticated, body: B) -> Step<HttpResponse>
+    async fn answer<B>(
+        &self,
+        call: Call<'_>,
+        auth: Authenticated,
+        body: RequestBody<B>,
+    ) -> Step<HttpResponse>
     where
         B: hyper::body::Body<Data = Bytes>,
         B::Error: std::error::Error + Send + Sync + 'static,
@@ -202,8 +233,13 @@ impl App {
             id,
         } = call;
         self.authorize(route, auth, parts, id)?;
-        let body = self.read_body(parts, body, route, id).await?;
-        let (form, body) = self.decode_form(parts, body, id).await?;
+        let (form, body) = match body {
+            RequestBody::Unread(body) => {
+                let body = self.read_body(parts, body, route, id).await?;
+                self.decode_form(parts, body, id).await?
+            }
+            RequestBody::Read(form, body) => (form, body),
+        };
         let component = &self.components[route.component];
         // CSRF protects what the cookie grants: a handler that uses the session, or an identity
         // a session authenticator could take from it. (A middleware reading it does not count.)
@@ -566,6 +602,7 @@ pub(super) fn request_head(
         client: peer.client.to_string(),
         request_id: id.to_string(),
         identity: None,
+        form: Vec::new(),
     }
 }
 

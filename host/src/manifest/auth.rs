@@ -47,6 +47,11 @@ pub struct MiddlewareSection {
     /// With neither `routes` nor `prefixes`, it applies to every route.
     #[serde(default)]
     pub prefixes: Vec<String>,
+    /// Fields of a urlencoded form body this middleware sees in its `request-head` (for
+    /// example a login limit per account). The host then reads the body before the
+    /// middleware runs. Example: `form_fields = ["username"]`
+    #[serde(default)]
+    pub form_fields: Vec<String>,
 }
 
 impl MiddlewareSection {
@@ -322,6 +327,15 @@ impl Manifest {
                     ));
                 }
             }
+            for (j, f) in m.form_fields.iter().enumerate() {
+                if f.is_empty() || f == "csrf_token" {
+                    return Err(self.invalid(
+                        format!("{key}.form_fields[{j}]"),
+                        format!("`{f}` is not a field a middleware may see"),
+                        "name the form fields the middleware needs, e.g. `form_fields = [\"username\"]`",
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -346,12 +360,14 @@ mod tests {
             component: "m".into(),
             routes: vec![],
             prefixes: vec![],
+            form_fields: vec![],
         };
         assert!(m.applies("/x", None));
         let m = MiddlewareSection {
             component: "m".into(),
             routes: vec!["login".into()],
             prefixes: vec!["/api".into()],
+            form_fields: vec![],
         };
         assert!(m.applies("/login", Some("login")));
         assert!(m.applies("/api/v1", None));

@@ -11,11 +11,17 @@
 //! script in Redis), so the limit holds exactly under concurrent requests, and across hosts
 //! that share a Redis store. The counter's key expires with its window.
 //!
+//! With `count_status` (say `[422]`, the status of a failed login), only responses with one of
+//! those statuses count: `before` reads the counter (an `increment-new` by 0) and answers 429
+//! once it has reached `limit`; `after` adds one when the response's status is listed.
+//!
 //! Settings: `store` (a kv store in `grants.kv`), `limit`, `window_secs`, `by` (`["client"]`;
-//! any of `client`, `identity`, `route`), `methods` (all), `name` (`ratelimit`, the key prefix:
-//! entries sharing a name share counters), `fail_open` (false: when the store fails, 503).
+//! any of `client`, `identity`, `route` and `form:<field>`, the value of a form field the
+//! `[[middleware]]` entry lists in `form_fields`, compared without case), `methods` (all),
+//! `count_status` (none: every request counts), `name` (`ratelimit`, the key prefix: entries
+//! sharing a name share counters), `fail_open` (false: when the store fails, 503).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -45,14 +51,50 @@ struct Settings {
     name: String,
     #[serde(default)]
     fail_open: bool,
+    #[serde(default)]
+    count_status: Vec<u16>,
 }
 
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
+#[derive(Deserialize, Clone, PartialEq, Eq)]
+#[serde(try_from = "String")]
 enum By {
     Client,
     Identity,
     Route,
+    /// A form field, which the entry's `form_fields` must list for the host to pass it.
+    Form(String),
+}
+
+impl TryFrom<String> for By {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "client" => Ok(By::Client),
+            "identity" => Ok(By::Identity),
+            "route" => Ok(By::Route),
+            _ => match s.strip_prefix("form:") {
+                Some(field) if !field.is_empty() => Ok(By::Form(field.to_string())),
+                _ => Err(format!(
+                    "`by` entry `{s}` is not one of \"client\", \"identity\", \"route\", \"form:<field>\""
+                )),
+            },
+        }
+    }
+}
+
+/// The most bytes of a subject or form value a key holds (the kv store takes keys of 512
+/// bytes by default); longer values share a counter with their prefix, which only makes the
+/// limit stricter for them.
+const MAX_PART: usize = 200;
+
+/// `s` cut to at most [`MAX_PART`] bytes, on a character boundary.
+fn bounded(s: &str) -> &str {
+    let mut end = s.len().min(MAX_PART);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 fn by_client() -> Vec<By> {
@@ -72,7 +114,15 @@ fn load() -> Result<Settings, String> {
         return Err("`window_secs` must be within 1..86400".into());
     }
     if s.by.is_empty() {
-        return Err("`by` lists at least one of \"client\", \"identity\", \"route\"".into());
+        return Err(
+            "`by` lists at least one of \"client\", \"identity\", \"route\", \"form:<field>\""
+                .into(),
+        );
+    }
+    if let Some(bad) = s.count_status.iter().find(|c| !(100..=599).contains(*c)) {
+        return Err(format!(
+            "`count_status` holds {bad}, which is not an HTTP status"
+        ));
     }
     if s.name.is_empty() || s.name.contains(':') {
         return Err("`name` must be non-empty and without `:`".into());
@@ -91,6 +141,8 @@ struct Counted {
 
 thread_local! {
     static COUNTED: Cell<Option<Counted>> = const { Cell::new(None) };
+    /// With `count_status`: the key `before` read, for `after` to count on.
+    static PENDING: RefCell<Option<(String, u64)>> = const { RefCell::new(None) };
 }
 
 fn method_name(m: &Method) -> &str {
@@ -125,6 +177,50 @@ fn headers(c: Counted) -> Vec<(String, String)> {
     ]
 }
 
+/// The counter's key for this request in this window, or `None` when a `form:` field it is
+/// keyed by is missing.
+fn key(s: &Settings, head: &RequestHead, window: u64) -> Option<String> {
+    let mut key = format!("{}:{}:{window}", s.name, s.window_secs);
+    for by in &s.by {
+        let part = match by {
+            By::Client => format!("c={}", client_ip(&head.client)),
+            By::Identity => match &head.identity {
+                Some(i) => format!("i={}", bounded(&i.subject)),
+                None => format!("c={}", client_ip(&head.client)),
+            },
+            By::Route => format!("r={}", head.route.as_deref().unwrap_or(&head.path)),
+            By::Form(field) => {
+                let (_, value) = head.form.iter().find(|(k, _)| k == field)?;
+                // `Alice` and ` alice` are the same account to a login form.
+                let value = value.trim().to_lowercase();
+                if value.is_empty() {
+                    return None;
+                }
+                format!("f.{field}={}", bounded(&value))
+            }
+        };
+        key.push(':');
+        key.push_str(&part);
+    }
+    Some(key)
+}
+
+/// The store failed: 503, or on with `fail_open`.
+fn store_failed(s: &Settings, e: &str) -> Action {
+    log::log(log::Level::Error, &format!("rate limit store failed: {e}"));
+    if s.fail_open {
+        return Action::Continue;
+    }
+    Action::Respond(Response {
+        status: 503,
+        headers: vec![
+            ("retry-after".into(), "1".into()),
+            ("content-type".into(), "text/plain; charset=utf-8".into()),
+        ],
+        body: b"Service Unavailable".to_vec(),
+    })
+}
+
 struct RateLimit;
 
 impl Guest for RateLimit {
@@ -152,37 +248,22 @@ impl Guest for RateLimit {
             .map_or(0, |d| d.as_secs());
         let window = now / s.window_secs;
         let reset = (window + 1) * s.window_secs - now;
-        let mut key = format!("{}:{}:{window}", s.name, s.window_secs);
-        for by in &s.by {
-            let part = match by {
-                By::Client => format!("c={}", client_ip(&head.client)),
-                By::Identity => match &head.identity {
-                    Some(i) => format!("i={}", i.subject),
-                    None => format!("c={}", client_ip(&head.client)),
-                },
-                By::Route => format!("r={}", head.route.as_deref().unwrap_or(&head.path)),
-            };
-            key.push(':');
-            key.push_str(&part);
-        }
+        let Some(key) = key(&s, &head, window) else {
+            // No value to count by (the form has no such field): not this entry's request.
+            return Action::Continue;
+        };
         // The key lives a little past its window, so a slow clock cannot revive a count.
         let ttl_ms = (s.window_secs + 1) * 1000;
-        let count = match kv::increment_new(&s.store, &key, 1, ttl_ms) {
+        // Counting failures only: read the count now (adding 0), add one in `after`.
+        let delta = if s.count_status.is_empty() { 1 } else { 0 };
+        let count = match kv::increment_new(&s.store, &key, delta, ttl_ms) {
             Ok(n) => u64::try_from(n).unwrap_or(0),
-            Err(e) => {
-                log::log(log::Level::Error, &format!("rate limit store failed: {e}"));
-                if s.fail_open {
-                    return Action::Continue;
-                }
-                return Action::Respond(Response {
-                    status: 503,
-                    headers: vec![
-                        ("retry-after".into(), "1".into()),
-                        ("content-type".into(), "text/plain; charset=utf-8".into()),
-                    ],
-                    body: b"Service Unavailable".to_vec(),
-                });
-            }
+            Err(e) => return store_failed(&s, &e),
+        };
+        let over = if delta == 0 {
+            count >= s.limit
+        } else {
+            count > s.limit
         };
         let counted = Counted {
             limit: s.limit,
@@ -190,7 +271,7 @@ impl Guest for RateLimit {
             reset,
             window: s.window_secs,
         };
-        if count > s.limit {
+        if over {
             let mut h = headers(counted);
             h.push(("retry-after".into(), reset.max(1).to_string()));
             h.push(("content-type".into(), "text/plain; charset=utf-8".into()));
@@ -201,10 +282,27 @@ impl Guest for RateLimit {
             });
         }
         COUNTED.set(Some(counted));
+        if delta == 0 {
+            PENDING.set(Some((key, ttl_ms)));
+        }
         Action::Continue
     }
 
     fn after(_head: RequestHead, mut response: Response) -> Response {
+        let pending = PENDING.take();
+        if let Some((key, ttl_ms)) = pending {
+            let s = load().unwrap_or_else(|e| panic!("settings were checked at load: {e}"));
+            if s.count_status.contains(&response.status) {
+                match kv::increment_new(&s.store, &key, 1, ttl_ms) {
+                    Ok(n) => COUNTED.set(COUNTED.get().map(|c| Counted {
+                        remaining: c.limit.saturating_sub(u64::try_from(n).unwrap_or(0)),
+                        ..c
+                    })),
+                    // The response stands; the failure goes uncounted, and is logged.
+                    Err(e) => log::log(log::Level::Error, &format!("rate limit store failed: {e}")),
+                }
+            }
+        }
         if let Some(c) = COUNTED.get() {
             response
                 .headers

@@ -28,7 +28,7 @@ pub struct Plugin {
 
 macro_rules! dist {
     ($file:literal) => {
-        include_bytes!(concat!("../../plugins/dist/", $file))
+        include_bytes!(concat!("../../../plugins/dist/", $file))
     };
 }
 
