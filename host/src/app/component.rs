@@ -215,12 +215,8 @@ pub fn compile_and_check(
             manifest.file.display()
         )
     })?;
-    let (component, origin) =
-        engine::load_component(engine, &wasm, cache_dir).with_context(|| {
-            format!(
-                "`{source}` is not a valid Wasm component (component `{id}`)"
-            )
-        })?;
+    let (component, origin) = engine::load_component(engine, &wasm, cache_dir)
+        .with_context(|| format!("`{source}` is not a valid Wasm component (component `{id}`)"))?;
     let imports = capabilities::check(engine, &component, section);
     let refused: Vec<String> = imports
         .iter()
