@@ -8,6 +8,7 @@ mod guard;
 mod pipeline;
 mod response;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -47,16 +48,27 @@ pub struct LoadOptions {
     pub dev: bool,
     /// Do not apply pending database migrations at load (for `flagon migrate --status`).
     pub skip_migrations: bool,
+    /// Environment variables to use instead of the process environment and the `.env` file
+    /// (`flagon::testing` sets them for tests). Empty by default.
+    pub env: BTreeMap<String, String>,
 }
 
 impl LoadOptions {
-    /// The environment lookup for `[variables]`: the process environment, then the `.env` file.
+    /// The environment lookup for `[variables]`: [`LoadOptions::env`], the process
+    /// environment, then the `.env` file.
     pub fn env_lookup(&self) -> Result<impl Fn(&str) -> Option<String>> {
         let file = match &self.env_file {
             Some(path) => crate::manifest::read_env_file(path)?,
             None => Default::default(),
         };
-        Ok(move |k: &str| std::env::var(k).ok().or_else(|| file.get(k).cloned()))
+        let overrides = self.env.clone();
+        Ok(move |k: &str| {
+            overrides
+                .get(k)
+                .cloned()
+                .or_else(|| std::env::var(k).ok())
+                .or_else(|| file.get(k).cloned())
+        })
     }
 }
 
@@ -78,7 +90,10 @@ impl App {
     /// web layer (templates, static mounts, session keys) and the capabilities' app-wide
     /// state (key-value stores, the outbound client).
     pub async fn load(manifest: &Manifest, options: &LoadOptions) -> Result<Self> {
-        let variables = manifest.resolve_variables(options.env_lookup()?)?;
+        let mut variables = manifest.resolve_variables(options.env_lookup()?)?;
+        // A database given by a URL in a variable (`url_variable`) is filled in from it here.
+        let filled = manifest.with_database_urls(&mut variables)?;
+        let manifest = filled.as_ref().unwrap_or(manifest);
         let engine = FlagonEngine::new(&EngineSettings {
             max_instances: manifest
                 .server

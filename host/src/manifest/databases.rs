@@ -17,8 +17,14 @@ use super::{HOUR, Manifest, Result};
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSection {
     /// `"sqlite"` or `"postgres"` (the built-in adapters), or the path of an adapter component
-    /// (`.wasm`, relative to the manifest) exporting `flagon:app/sql-adapter`.
+    /// (`.wasm`, relative to the manifest) exporting `flagon:app/sql-adapter`. Required unless
+    /// `url_variable` gives it.
+    #[serde(default)]
     pub adapter: String,
+    /// A `[variables]` entry holding the database's URL instead of the keys below: `sqlite:<path>`
+    /// or `postgres://user[:password]@host[:port]/database[?sslmode=disable]`.
+    /// Example: `url_variable = "database_url"`
+    pub url_variable: Option<String>,
     /// Postgres, or a component that talks to a server: the server's host name or address.
     /// The host resolves it at start and lets the adapter open TCP connections to exactly
     /// those addresses at `port`, and nothing else.
@@ -140,8 +146,30 @@ impl Manifest {
     /// Checks every `[databases.<name>]`: a known adapter, settings in bounds, secrets that
     /// name declared variables.
     pub(super) fn validate_databases(&self) -> Result<()> {
+        self.check_databases(false)
+    }
+
+    /// [`Manifest::validate_databases`] again, once `url_variable`s are filled in (a URL's
+    /// password is a variable the manifest does not declare).
+    pub(super) fn validate_databases_filled(&self) -> Result<()> {
+        self.check_databases(true)
+    }
+
+    fn check_databases(&self, filled: bool) -> Result<()> {
         for (name, db) in &self.databases {
             let key = format!("databases.{name}");
+            if db.url_variable.is_some() {
+                // The rest is checked at load, once the URL is read.
+                self.check_url_variable(&key, db)?;
+                continue;
+            }
+            if db.adapter.is_empty() {
+                return Err(self.invalid(
+                    format!("{key}.adapter"),
+                    "the database has no `adapter`",
+                    "add `adapter = \"sqlite\"` (or `\"postgres\"`, or an adapter component's path), or `url_variable` naming a variable that holds the database's URL",
+                ));
+            }
             match db.kind() {
                 AdapterKind::Sqlite => {
                     if db.pool.is_some_and(|n| n != 1) {
@@ -311,7 +339,8 @@ impl Manifest {
                 ));
             }
             for (setting, var) in &db.secrets {
-                if !self.variables.contains_key(var) {
+                let from_url = filled && var.ends_with("#password");
+                if !from_url && !self.variables.contains_key(var) {
                     return Err(self.invalid(
                         format!("{key}.secrets.{setting}"),
                         format!("unknown variable `{var}`"),

@@ -8,6 +8,7 @@
 mod app;
 mod auth;
 mod components;
+mod database_url;
 mod databases;
 mod kv;
 pub mod origin;
