@@ -90,7 +90,7 @@ impl App {
     /// web layer (templates, static mounts, session keys) and the capabilities' app-wide
     /// state (key-value stores, the outbound client).
     pub async fn load(manifest: &Manifest, options: &LoadOptions) -> Result<Self> {
-        let mut variables = manifest.resolve_variables(options.env_lookup()?)?;
+        let mut variables = manifest.resolve_variables_for(options.env_lookup()?, options.dev)?;
         // A database given by a URL in a variable (`url_variable`) is filled in from it here.
         let filled = manifest.with_database_urls(&mut variables)?;
         let manifest = filled.as_ref().unwrap_or(manifest);

@@ -376,6 +376,33 @@ component = "hello"
     }
 
     #[test]
+    fn dev_random_variables_are_made_up_in_development_only() {
+        let m = parse(&format!(
+            "{MINIMAL}\n[variables]\npepper = {{ env = \"PEPPER\", secret = true, dev_random = true }}\n"
+        ))
+        .unwrap();
+        let a = m.resolve_variables_for(|_| None, true).unwrap()["pepper"]
+            .value
+            .clone();
+        let b = m.resolve_variables_for(|_| None, true).unwrap()["pepper"]
+            .value
+            .clone();
+        assert!(a.len() >= 43 && a != b, "{a} {b}");
+        let set = m
+            .resolve_variables_for(|_| Some("given".into()), true)
+            .unwrap();
+        assert_eq!(set["pepper"].value, "given");
+        let err = m.resolve_variables(|_| None).unwrap_err().to_string();
+        assert!(err.contains("only `--dev` makes one up"), "{err}");
+        let err = parse(&format!(
+            "{MINIMAL}\n[variables]\npepper = {{ default = \"x\", dev_random = true }}\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("variables.pepper.dev_random"), "{err}");
+    }
+
+    #[test]
     fn unknown_component_in_route_lists_known_ones() {
         let err = parse(&MINIMAL.replace("component = \"hello\"", "component = \"helo\""))
             .unwrap_err()

@@ -25,6 +25,13 @@ pub struct VariableSection {
     /// Secret values are never printed by Flagon (logs, `flagon check`).
     #[serde(default)]
     pub secret: bool,
+    /// With `flagon serve --dev` only: when neither `env` nor `file` gives a value, use a fresh
+    /// random one for this run (32 random bytes, base64url), as the session key is in
+    /// development. Without `--dev` the variable stays required. For peppers and signing keys,
+    /// so that an example runs with no setup; what was made with the value stops working at
+    /// the next start. Example: `pepper = { env = "PEPPER", secret = true, dev_random = true }`
+    #[serde(default)]
+    pub dev_random: bool,
 }
 
 impl fmt::Debug for VariableSection {
@@ -43,6 +50,7 @@ impl fmt::Debug for VariableSection {
                 }),
             )
             .field("secret", &self.secret)
+            .field("dev_random", &self.dev_random)
             .finish()
     }
 }
@@ -60,6 +68,13 @@ impl Manifest {
                     "write the name of an environment variable, e.g. `env = \"API_TOKEN\"`",
                 ));
             }
+            if v.dev_random && v.default.is_some() {
+                return Err(self.invalid(
+                    format!("variables.{name}.dev_random"),
+                    "a `default` would always win over `dev_random`",
+                    "remove `default` (a secret should not have one in the manifest anyway)",
+                ));
+            }
         }
         Ok(())
     }
@@ -74,6 +89,16 @@ impl Manifest {
     pub fn resolve_variables(
         &self,
         env: impl Fn(&str) -> Option<String>,
+    ) -> Result<BTreeMap<String, Variable>> {
+        self.resolve_variables_for(env, false)
+    }
+
+    /// [`Manifest::resolve_variables`], in development mode (`dev`) giving each unset
+    /// `dev_random` variable a fresh random value.
+    pub fn resolve_variables_for(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+        dev: bool,
     ) -> Result<BTreeMap<String, Variable>> {
         let mut out = BTreeMap::new();
         for (name, v) in &self.variables {
@@ -93,6 +118,13 @@ impl Manifest {
                         ));
                     }
                 }
+            }
+            if value.is_none() && dev && v.dev_random {
+                tracing::warn!(
+                    variable = %name,
+                    "development mode: variable `{name}` has a random value for this run; what is made with it stops working at the next start"
+                );
+                value = Some(random_value());
             }
             let Some(value) = value.or_else(|| v.default.clone()) else {
                 let mut looked = Vec::new();
@@ -114,6 +146,9 @@ impl Manifest {
                     format!("variables.{name}"),
                     format!("required variable `{name}` has no value: {looked}"),
                     match (&v.env, &v.file) {
+                        (Some(e), _) if v.dev_random => {
+                            format!("set `{e}` in the environment (only `--dev` makes one up)")
+                        }
                         (Some(e), _) => {
                             format!("set `{e}` in the environment, or add `default = \"...\"`")
                         }
@@ -153,6 +188,17 @@ pub fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>> {
         out.insert(k, v);
     }
     Ok(out)
+}
+
+/// 32 random bytes from the system's generator, base64url without padding.
+fn random_value() -> String {
+    use base64::Engine as _;
+    use ring::rand::SecureRandom as _;
+    let mut bytes = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("the system's random generator works");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// Secret files usually end with one newline that is not part of the value.
