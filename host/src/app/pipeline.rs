@@ -31,7 +31,7 @@ use crate::http::router::{Match, Route};
 use crate::runtime::Failure;
 use crate::runtime::bindings::{self, Identity, RequestHead, Response as GuestResponse};
 use crate::text::log_safe;
-use crate::web::csrf;
+use crate::web::{csrf, errors};
 use crate::web::security::Peer;
 use crate::web::session::{Session, SessionConfig, without_session_cookie};
 use crate::web::static_files::Served;
@@ -98,9 +98,11 @@ impl App {
         let method = req.method().clone();
         // A `Uri` clone shares its bytes; kept for the access log only.
         let uri = req.uri().clone();
-        let mut response = match self.dispatch(req, client, &request_id).await {
+        let json = errors::wants_json(req.headers());
+        let mut response = match self.dispatch(req, client, &request_id, json).await {
             Ok(r) | Err(r) => r,
         };
+        errors::negotiate(&mut response, json);
         self.web.headers.apply(response.headers_mut());
         response.headers_mut().insert(
             HeaderName::from_static("x-request-id"),
@@ -125,6 +127,7 @@ impl App {
         req: http::Request<B>,
         client: SocketAddr,
         id: &RequestId,
+        json: bool,
     ) -> Step<HttpResponse>
     where
         B: hyper::body::Body<Data = Bytes>,
@@ -199,6 +202,9 @@ impl App {
                 Ok(r) | Err(r) => r,
             }
         };
+        // Before the middleware's `after`, which sees (and may rebuild) the final form.
+        let mut response = response;
+        errors::negotiate(&mut response, json);
         let mut response = match &head {
             Some(head) => self.after(running, head, response, id).await,
             None => response,
@@ -518,8 +524,11 @@ impl App {
             && response.body().size_hint_exact() == Some(0)
             && web.error_templates.contains_key(&status.as_u16())
         {
-            let (page_parts, page_body) = web.error_page(status, id, None).into_parts();
+            let (mut page_parts, page_body) = web.error_page(status, id, None).into_parts();
             *response.body_mut() = page_body;
+            if let Some(page) = page_parts.extensions.remove::<errors::ErrorPage>() {
+                response.extensions_mut().insert(page);
+            }
             for name in [header::CONTENT_TYPE, header::CACHE_CONTROL] {
                 if let Some(v) = page_parts.headers.get(&name) {
                     response.headers_mut().insert(name, v.clone());
