@@ -13,6 +13,7 @@
 //! - [`manifest`]: the `flagon.toml` schema, one module per section.
 //! - [`cli`]: one module per command.
 //! - [`plugins`]: the first-party plugins embedded in the host (a leaf).
+//! - [`testing`]: a test client for app authors: load an app, send it requests without a socket.
 //! - [`text`]: the escaping every log line quoting untrusted text goes through (a leaf).
 
 pub mod app;
@@ -22,6 +23,7 @@ pub mod http;
 pub mod manifest;
 pub mod plugins;
 pub mod runtime;
+pub mod testing;
 pub mod text;
 pub mod web;
 

@@ -17,6 +17,7 @@ mod plugins;
 mod postgres;
 mod routing;
 mod sql;
+mod testing;
 mod web;
 
 use flagon_test_artifacts as programs;

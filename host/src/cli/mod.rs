@@ -112,6 +112,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 env_file,
                 dev,
                 skip_migrations: false,
+                env: Default::default(),
             },
         ),
         Command::Build { app, component } => {
@@ -125,6 +126,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 env_file,
                 dev: false,
                 skip_migrations: true,
+                env: Default::default(),
             },
         ),
         Command::Migrate {
@@ -139,6 +141,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 env_file,
                 dev: false,
                 skip_migrations: true,
+                env: Default::default(),
             },
         ),
         Command::Routes { app } => routes::routes(&app),
