@@ -1,6 +1,10 @@
 # Developer shortcuts. Every recipe is a plain command that also works without `just`.
 
-# Run the example app (builds its component first).
+# Run the example app, examples/todo (builds its component first).
+todo:
+    cargo run -- serve examples/todo --build --dev
+
+# Run the smallest app, examples/hello.
 hello:
     cargo run -- serve examples/hello --build --dev
 
@@ -23,6 +27,7 @@ fmt:
     cd sdk/rust && cargo fmt
     cd tests/programs && cargo fmt
     cd examples/hello && cargo fmt
+    cd examples/todo && cargo fmt
     cd bench/guests && cargo fmt
 
 # Lint the host and every guest workspace.
@@ -31,4 +36,5 @@ clippy:
     cd sdk/rust && cargo clippy --target wasm32-wasip2 -- -D warnings
     cd tests/programs && cargo clippy --target wasm32-wasip2 -- -D warnings
     cd examples/hello && cargo clippy --target wasm32-wasip2 -- -D warnings
+    cd examples/todo && cargo clippy --target wasm32-wasip2 -- -D warnings
     cd bench/guests && cargo clippy --target wasm32-wasip2 -- -D warnings

@@ -18,6 +18,8 @@ mod postgres;
 mod routing;
 mod sql;
 mod testing;
+mod todo;
+mod tutorial;
 mod web;
 
 use flagon_test_artifacts as programs;

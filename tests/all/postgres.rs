@@ -13,7 +13,7 @@ use crate::harness::{TestManifest, TestServer, program};
 use crate::programs;
 use crate::sql::{err, json, manifest, ok, raw};
 
-const PASSWORD: &str = "pg-test-secret-9f2c";
+pub(crate) const PASSWORD: &str = "pg-test-secret-9f2c";
 
 /// A Postgres server of the test's own, stopped when dropped.
 pub(crate) struct PgServer {

@@ -52,7 +52,7 @@ pub fn build_components(manifest: &Manifest, only: Option<&str>) -> Result<()> {
                 dir.display()
             );
         }
-        let source = manifest.components[id].wasm(&manifest);
+        let source = manifest.components[id].wasm(manifest);
         if source.path().is_some_and(|p| !p.exists()) {
             bail!(
                 "component `{id}` built, but `{source}` does not exist\n  help: point `components.{id}.source` in `{}` at the file the build produces",
