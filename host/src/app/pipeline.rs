@@ -31,10 +31,10 @@ use crate::http::router::{Match, Route};
 use crate::runtime::Failure;
 use crate::runtime::bindings::{self, Identity, RequestHead, Response as GuestResponse};
 use crate::text::log_safe;
-use crate::web::{csrf, errors};
 use crate::web::security::Peer;
 use crate::web::session::{Session, SessionConfig, without_session_cookie};
 use crate::web::static_files::Served;
+use crate::web::{csrf, errors};
 
 type HttpResponse = http::Response<Body>;
 /// A step's outcome: go on with `T`, or answer now.

@@ -149,7 +149,9 @@ mod tests {
         };
         assert!(accept("application/json"));
         assert!(accept("application/problem+json, */*;q=0.1"));
-        assert!(!accept("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"));
+        assert!(!accept(
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+        ));
         assert!(!accept("application/json, text/html"));
         assert!(!accept("*/*"));
         assert!(!wants_json(&HeaderMap::new()));
