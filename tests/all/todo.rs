@@ -551,3 +551,31 @@ async fn todo_in_a_real_browser() {
         assert!(shots.join(format!("{name}.png")).is_file(), "{name}.png");
     }
 }
+
+/// `flagon migrate --dev` loads the app as `serve --dev` does (no session key or pepper
+/// needed) and applies the migrations before any extension checks its table.
+#[tokio::test]
+async fn todo_migrates_with_flagon_migrate() {
+    let copy = tokio::task::spawn_blocking(copy_of_example).await.unwrap();
+    let migrate = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_flagon"))
+            .arg("migrate")
+            .arg(copy.path())
+            .args(args)
+            .env("FLAGON_CACHE_DIR", crate::harness::cache_dir())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.success(), stdout, stderr)
+    };
+    let (ok, stdout, stderr) = migrate(&["--status", "--dev"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.matches("pending").count(), 3, "{stdout}");
+    let (ok, stdout, stderr) = migrate(&["--dev"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.matches("(just now)").count(), 3, "{stdout}");
+    // Without --dev the pepper is required, and the error says where to set it.
+    let (ok, _, stderr) = migrate(&[]);
+    assert!(!ok && stderr.contains("TODO_APIKEY_PEPPER"), "{stderr}");
+}

@@ -46,7 +46,8 @@ pub struct LoadOptions {
     /// Development mode: an ephemeral session key when none is configured, non-`Secure`
     /// cookies, detailed error pages, templates re-read on every render. Never the default.
     pub dev: bool,
-    /// Do not apply pending database migrations at load (for `flagon migrate --status`).
+    /// Do not apply pending database migrations at load, nor run the extensions'
+    /// `check-settings` (which may read the tables they create): for `flagon migrate`.
     pub skip_migrations: bool,
     /// Environment variables to use instead of the process environment and the `.env` file
     /// (`flagon::testing` sets them for tests). Empty by default.
@@ -146,7 +147,11 @@ impl App {
                 millis = started.elapsed().as_millis() as u64,
                 "component loaded"
             );
-            loaded.check_settings(&engine.engine).await?;
+            // Loaded for `flagon migrate`, the migrations have not run yet, and an extension's
+            // check may read a table they create (auth-apikey-sql); it runs at `serve`.
+            if !options.skip_migrations {
+                loaded.check_settings(&engine.engine).await?;
+            }
             components.push(loaded);
         }
         let router = Router::new(manifest)?;

@@ -8,8 +8,11 @@ use crate::app::{App, LoadOptions};
 use crate::capabilities::sql::migrations;
 use crate::manifest::Manifest;
 
-pub(super) fn migrate(path: &Path, status_only: bool, options: &LoadOptions) -> Result<()> {
+pub(super) fn migrate(path: &Path, status_only: bool, mut options: LoadOptions) -> Result<()> {
     let manifest = Manifest::load(path)?;
+    if options.dev {
+        super::serve::read_dotenv(&manifest, &mut options);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -17,7 +20,7 @@ pub(super) fn migrate(path: &Path, status_only: bool, options: &LoadOptions) -> 
     runtime.block_on(async {
         // Loaded without migrating, so that `--status` changes nothing; the app's checks all
         // run (an app that cannot start cannot be migrated either).
-        let app = App::load(&manifest, options).await?;
+        let app = App::load(&manifest, &options).await?;
         let mut any = false;
         for (name, db) in &manifest.databases {
             let Some(dir) = &db.migrations else { continue };

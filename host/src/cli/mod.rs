@@ -81,6 +81,11 @@ pub enum Command {
         /// Read unset environment variables for `[variables]` from this `.env` file.
         #[arg(long, value_name = "PATH")]
         env_file: Option<PathBuf>,
+        /// Development mode, as `serve --dev` loads the app: an ephemeral session key and
+        /// `dev_random` variables when unset, and the app's `.env` file read. For the database
+        /// a `serve --dev` run uses.
+        #[arg(long)]
+        dev: bool,
     },
     /// List the routes, like `flask routes`.
     Routes {
@@ -133,13 +138,14 @@ pub fn run(cli: Cli) -> Result<()> {
             app,
             status,
             env_file,
+            dev,
         } => migrate::migrate(
             &app,
             status,
-            &LoadOptions {
+            LoadOptions {
                 cache: CacheDir::Default,
                 env_file,
-                dev: false,
+                dev,
                 skip_migrations: true,
                 env: Default::default(),
             },

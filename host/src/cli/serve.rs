@@ -10,6 +10,16 @@ use crate::app::{App, LoadOptions};
 use crate::http::{Server, shutdown_signal};
 use crate::manifest::Manifest;
 
+/// In development mode, the app's `.env` file (beside the manifest) supplies unset variables,
+/// unless `--env-file` names another.
+pub(super) fn read_dotenv(manifest: &Manifest, options: &mut LoadOptions) {
+    let dotenv = manifest.dir.join(".env");
+    if options.env_file.is_none() && dotenv.is_file() {
+        tracing::info!("reading unset variables from `{}`", dotenv.display());
+        options.env_file = Some(dotenv);
+    }
+}
+
 pub(super) fn serve(
     path: &Path,
     listen: Option<SocketAddr>,
@@ -21,11 +31,7 @@ pub(super) fn serve(
         tracing::warn!(
             "DEVELOPMENT MODE (--dev): detailed error pages, non-Secure cookies; never use it in production"
         );
-        let dotenv = manifest.dir.join(".env");
-        if options.env_file.is_none() && dotenv.is_file() {
-            tracing::info!("reading unset variables from `{}`", dotenv.display());
-            options.env_file = Some(dotenv);
-        }
+        read_dotenv(&manifest, &mut options);
     }
     if build {
         super::build::build_components(&manifest, None)?;
