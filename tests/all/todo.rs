@@ -158,6 +158,16 @@ async fn todo_accounts_follow_asvs_and_failed_logins_are_limited() {
     let r = log_in(&mut attacker, "u12", "twelve chars").await;
     assert_eq!(r.status(), 429, "{r:?}");
     assert!(r.header("retry-after").is_some(), "{r:?}");
+    // The limit's answer is the app's own error page (JSON for an API client).
+    assert!(r.text().contains("Too many attempts."), "{r:?}");
+    let r = attacker
+        .request(Method::POST, "/login")
+        .header("accept", "application/json")
+        .form(&[("username", "u12"), ("password", "twelve chars")])
+        .send()
+        .await;
+    assert_eq!(r.status(), 429, "{r:?}");
+    assert_eq!(r.json::<Value>().unwrap()["error"], "Too Many Requests");
     let mut owner = app
         .client()
         .with_client_addr("127.0.0.3:1".parse().unwrap());

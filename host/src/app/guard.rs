@@ -395,12 +395,24 @@ impl App {
         self.after(running, &head, response, id).await
     }
 
-    /// A response from a middleware, validated as a handler's; invalid is the 500 page.
+    /// A response from a middleware, validated as a handler's; invalid is the 500 page. An
+    /// error status with an empty body becomes the app's error page for it (or the host's
+    /// plain one), so a 429 from a rate limit looks like the rest of the app, and is JSON for
+    /// a client that asks for JSON.
     fn validated(&self, r: GuestResponse, guest: &str, id: &RequestId) -> HttpResponse {
-        into_http(r, guest, id, &self.web).unwrap_or_else(|why| {
-            self.web
-                .error_page(StatusCode::INTERNAL_SERVER_ERROR, id, Some(&why))
-        })
+        match into_http(r, guest, id, &self.web) {
+            Ok(mut r)
+                if r.status().as_u16() >= 400 && r.body().bytes().is_some_and(|b| b.is_empty()) =>
+            {
+                let page = self.web.error_page(r.status(), id, None);
+                super::pipeline::use_page(&mut r, page);
+                r
+            }
+            Ok(r) => r,
+            Err(why) => self
+                .web
+                .error_page(StatusCode::INTERNAL_SERVER_ERROR, id, Some(&why)),
+        }
     }
 }
 

@@ -524,16 +524,7 @@ impl App {
             && response.body().size_hint_exact() == Some(0)
             && web.error_templates.contains_key(&status.as_u16())
         {
-            let (mut page_parts, page_body) = web.error_page(status, id, None).into_parts();
-            *response.body_mut() = page_body;
-            if let Some(page) = page_parts.extensions.remove::<errors::ErrorPage>() {
-                response.extensions_mut().insert(page);
-            }
-            for name in [header::CONTENT_TYPE, header::CACHE_CONTROL] {
-                if let Some(v) = page_parts.headers.get(&name) {
-                    response.headers_mut().insert(name, v.clone());
-                }
-            }
+            use_page(&mut response, web.error_page(status, id, None));
         }
         response
     }
@@ -612,6 +603,21 @@ pub(super) fn request_head(
         request_id: id.to_string(),
         identity: None,
         form: Vec::new(),
+    }
+}
+
+/// Give an empty-bodied error `response` the body of the error page `page`, keeping its
+/// status and headers (`Retry-After`, `WWW-Authenticate`, ...) but for the type and caching.
+pub(super) fn use_page(response: &mut HttpResponse, page: HttpResponse) {
+    let (mut page_parts, page_body) = page.into_parts();
+    *response.body_mut() = page_body;
+    if let Some(marker) = page_parts.extensions.remove::<errors::ErrorPage>() {
+        response.extensions_mut().insert(marker);
+    }
+    for name in [header::CONTENT_TYPE, header::CACHE_CONTROL] {
+        if let Some(v) = page_parts.headers.get(&name) {
+            response.headers_mut().insert(name, v.clone());
+        }
     }
 }
 

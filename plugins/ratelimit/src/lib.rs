@@ -211,13 +211,11 @@ fn store_failed(s: &Settings, e: &str) -> Action {
     if s.fail_open {
         return Action::Continue;
     }
+    // An empty body: the host answers with the app's error page for the status.
     Action::Respond(Response {
         status: 503,
-        headers: vec![
-            ("retry-after".into(), "1".into()),
-            ("content-type".into(), "text/plain; charset=utf-8".into()),
-        ],
-        body: b"Service Unavailable".to_vec(),
+        headers: vec![("retry-after".into(), "1".into())],
+        body: Vec::new(),
     })
 }
 
@@ -274,11 +272,12 @@ impl Guest for RateLimit {
         if over {
             let mut h = headers(counted);
             h.push(("retry-after".into(), reset.max(1).to_string()));
-            h.push(("content-type".into(), "text/plain; charset=utf-8".into()));
+            // An empty body: the host answers with the app's error page for 429 (JSON for a
+            // client that asks for JSON).
             return Action::Respond(Response {
                 status: 429,
                 headers: h,
-                body: b"Too Many Requests".to_vec(),
+                body: Vec::new(),
             });
         }
         COUNTED.set(Some(counted));
