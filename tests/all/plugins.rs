@@ -40,7 +40,7 @@ fn every_embedded_plugin_is_built_from_its_source() {
     for (name, _) in programs::PLUGINS_BUILT {
         assert!(
             flagon::plugins::find(name).is_some(),
-            "plugin `{name}` is built but not embedded: add it to host/src/plugins.rs and plugins/build"
+            "plugin `{name}` is built but not embedded: add it to host/src/plugins/mod.rs and plugins/build"
         );
     }
 }

@@ -355,6 +355,23 @@ mod tests {
     }
 
     #[test]
+    fn form_fields_name_real_fields_but_never_the_csrf_token() {
+        let text = |fields: &str| {
+            format!(
+                "[app]\nname = \"t\"\n[components.h]\nsource = \"h.wasm\"\n[components.m]\nsource = \"m.wasm\"\n\
+                 [[routes]]\npath = \"/login\"\ncomponent = \"h\"\nname = \"login\"\n\
+                 [[middleware]]\ncomponent = \"m\"\nroutes = [\"login\"]\nform_fields = {fields}\n"
+            )
+        };
+        let parse = |t: &str| Manifest::parse(std::path::Path::new("app/flagon.toml"), t);
+        assert!(parse(&text("[\"username\"]")).is_ok());
+        for bad in ["[\"csrf_token\"]", "[\"\"]"] {
+            let err = parse(&text(bad)).unwrap_err().to_string();
+            assert!(err.contains("middleware[0].form_fields[0]"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn middleware_without_lists_applies_everywhere() {
         let m = MiddlewareSection {
             component: "m".into(),
