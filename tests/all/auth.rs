@@ -360,6 +360,50 @@ async fn middleware_runs_in_order_around_routes() {
     assert_eq!(r.status, 418);
 }
 
+/// `form_fields` gives one entry's middleware the fields it names, and nothing else: not the
+/// password, not the CSRF token, and nothing to the other entries.
+#[tokio::test]
+async fn middleware_sees_only_the_form_fields_its_entry_lists() {
+    let text = manifest("")
+        .replacen(
+            "component = \"m1\"\n",
+            "component = \"m1\"\nform_fields = [\"username\"]\n",
+            1,
+        )
+        .replace(
+            "routes = [\"me.admin\"]",
+            "routes = [\"me.admin\", \"login\"]",
+        );
+    let s = TestServer::serve(
+        TestManifest::with_files(&text, &files()),
+        Default::default(),
+    )
+    .await;
+    let r = s
+        .send(
+            Req::new("POST", "/login")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("password=hunter2hunter2&username=ada&csrf_token=x&username=again"),
+        )
+        .await;
+    assert_eq!(r.header("x-mw-trace"), Some("two,one"), "{r:?}");
+    assert_eq!(
+        r.header("x-mw-one-form"),
+        Some("username=ada&username=again")
+    );
+    assert_eq!(r.header("x-mw-two-form"), None);
+    // A body that is not urlencoded is not read early, and gives no fields.
+    let r = s
+        .send(
+            Req::new("POST", "/login")
+                .header("content-type", "application/json")
+                .body("{\"username\":\"ada\"}"),
+        )
+        .await;
+    assert_eq!(r.header("x-mw-trace"), Some("two,one"), "{r:?}");
+    assert_eq!(r.header("x-mw-one-form"), None);
+}
+
 #[tokio::test]
 async fn a_misbehaving_middleware_is_contained() {
     let s = std::sync::Arc::new(start().await);

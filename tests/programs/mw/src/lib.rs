@@ -8,7 +8,8 @@
 //! - `after-trap` panics in `after`, `after-bad` returns an invalid status from `after`.
 //!
 //! Otherwise `before` continues, and `after` appends its name to `x-mw-trace` (so a test sees
-//! the order) and adds `x-mw-<name>-subject` with the identity's subject if there is one.
+//! the order), adds `x-mw-<name>-subject` with the identity's subject if there is one, and
+//! `x-mw-<name>-form` with the form fields it was given (`k=v&...`) if any.
 //! State kept in `before` reaches `after` of the same request only.
 
 use std::cell::RefCell;
@@ -121,6 +122,12 @@ impl Guest for Mw {
             None => name.clone(),
         };
         response.headers.push(("x-mw-trace".into(), trace));
+        if !head.form.is_empty() {
+            let form: Vec<String> = head.form.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            response
+                .headers
+                .push((format!("x-mw-{name}-form"), form.join("&")));
+        }
         if let Some(identity) = &head.identity {
             response
                 .headers
