@@ -194,3 +194,71 @@ fn routes_show_what_each_route_asks_of_the_request() {
     assert!(line("/optional").contains("optional by=a,b"), "{out}");
     assert!(line("/open").contains(" - "), "{out}");
 }
+
+/// `flagon new` makes an app from the Rust hello example, with the SDK and WIT copied in, that
+/// builds on its own and passes its request tests (`flagon test`); a second `new` into the same
+/// directory, or a bad name, is refused.
+#[test]
+fn new_scaffolds_an_app_that_builds_and_passes_its_tests() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("my-app");
+    let app_s = app.to_str().unwrap();
+    let (ok, _, err) = flagon(&["new", app_s, "--lang", "rust"]);
+    assert!(ok, "{err}");
+    assert!(err.contains("flagon serve"), "{err}");
+    for file in [
+        "flagon.toml",
+        "Cargo.toml",
+        "src/lib.rs",
+        "templates/index.html",
+        "tests/requests.toml",
+        "sdk/rust/src/lib.rs",
+        "wit/worlds.wit",
+    ] {
+        assert!(app.join(file).is_file(), "{file}");
+    }
+    let manifest = std::fs::read_to_string(app.join("flagon.toml")).unwrap();
+    assert!(manifest.contains("name = \"my-app\""), "{manifest}");
+    assert!(manifest.contains("release/my_app.wasm"), "{manifest}");
+    let cargo = std::fs::read_to_string(app.join("Cargo.toml")).unwrap();
+    assert!(cargo.contains("path = \"sdk/rust\""), "{cargo}");
+
+    let (ok, _, err) = flagon(&["test", app_s, "--build"]);
+    assert!(ok, "{err}");
+    assert!(err.contains("8 passed, 0 failed"), "{err}");
+
+    let (ok, _, err) = flagon(&["new", app_s]);
+    assert!(!ok);
+    assert!(err.contains("not empty"), "{err}");
+    let bad = dir.path().join("My_App");
+    let (ok, _, err) = flagon(&["new", bad.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("not a valid app name"), "{err}");
+}
+
+/// A failing request test says which, and what came back; `flagon test` then fails.
+#[test]
+fn test_reports_a_failing_request_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path();
+    std::fs::write(
+        app.join("flagon.toml"),
+        format!(
+            "[app]\nname = \"t\"\n[components.hello]\nsource = {}\ngrants = {{ variables = [], crypto = true, outbound = [\"http://127.0.0.1:9\"] }}\n[[routes]]\npath = \"/\"\ncomponent = \"hello\"\nname = \"index\"\n",
+            crate::harness::program(crate::programs::HELLO)
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir(app.join("tests")).unwrap();
+    std::fs::write(
+        app.join("tests/a.toml"),
+        "[[test]]\nname = \"home\"\npath = \"/\"\nstatus = 200\ncontains = [\"hello from wasm\"]\n\n[[test]]\nname = \"wrong\"\npath = \"/\"\nstatus = 201\n",
+    )
+    .unwrap();
+    let (ok, _, err) = flagon(&["test", app.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("ok    home"), "{err}");
+    assert!(err.contains("FAIL  wrong"), "{err}");
+    assert!(err.contains("status: expected 201, got 200"), "{err}");
+    assert!(err.contains("1 passed, 1 failed"), "{err}");
+}

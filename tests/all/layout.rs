@@ -34,6 +34,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "cli",
         &[
+            // `flagon test` runs an app's request tests through `flagon::testing`.
+            "testing",
             "app",
             "capabilities",
             "runtime",

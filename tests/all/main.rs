@@ -20,6 +20,7 @@ mod sql;
 mod testing;
 mod todo;
 mod tutorial;
+mod wasi_http;
 mod web;
 
 use flagon_test_artifacts as programs;
@@ -42,6 +43,7 @@ mod program_tests {
     pub(crate) use crate::routing as hello;
     pub(crate) use crate::sql as db;
     pub(crate) use crate::sql as bad_adapter;
+    pub(crate) use crate::wasi_http;
     pub(crate) use crate::web;
 }
 

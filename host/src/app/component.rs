@@ -9,12 +9,13 @@ use wasmtime::Engine;
 use wasmtime::component::{Component, InstancePre, Linker};
 
 use crate::capabilities::{self, AppCaps, ComponentCaps, HostState, ImportReport, RequestCtx};
-use crate::manifest::{ComponentRole, ComponentSection, Manifest, WasmSource};
+use crate::manifest::{ComponentRole, ComponentSection, Manifest, WasmSource, World};
 use crate::runtime::bindings::extension::middleware::exports::flagon::app::intercept::Action;
 use crate::runtime::bindings::{Request, RequestHead, Response};
 use crate::runtime::engine;
 use crate::runtime::{
     AuthOutcome, Authenticator, Failure, Handler, Middleware, MiddlewareInstance, Origin,
+    WasiHttpHandler,
 };
 
 /// A component ready to serve requests.
@@ -29,6 +30,8 @@ pub struct LoadedComponent {
     /// What each capability granted it.
     pub caps: Arc<ComponentCaps>,
     pub role: ComponentRole,
+    /// The world it exports: Flagon's, or the standard `wasi:http/proxy`.
+    pub world: World,
     exports: Exports,
 }
 
@@ -37,6 +40,7 @@ enum Exports {
     Handler(Handler<HostState>),
     Authenticator(Authenticator<HostState>),
     Middleware(Middleware<HostState>),
+    WasiHttp(WasiHttpHandler<HostState>),
 }
 
 impl LoadedComponent {
@@ -50,8 +54,12 @@ impl LoadedComponent {
     ) -> Result<Self> {
         let (manifest, id, section) = (setup.manifest, setup.id, setup.section);
         let source = section.wasm(manifest);
-        let (component, origin, imports) =
-            compile_and_check(engine, manifest, id, section, &source, cache_dir)?;
+        let Checked {
+            component,
+            origin,
+            imports,
+            world,
+        } = compile_and_check(engine, manifest, id, section, &source, cache_dir)?;
         let caps = capabilities::configure(app, setup)
             .with_context(|| format!("failed to configure component `{id}`"))?;
         let instance_pre = linker
@@ -60,6 +68,40 @@ impl LoadedComponent {
             .with_context(|| format!("failed to link component `{id}`"))?;
         let mut role = manifest.role(id);
         let timeout = section.limits.timeout.0;
+        if world == World::WasiHttp {
+            // The manifest refused a `wasi-http` component in any other role.
+            let exports = WasiHttpHandler::new(instance_pre, timeout)
+                .map(Exports::WasiHttp)
+                .map_err(anyhow::Error::from)
+                .with_context(|| {
+                    format!(
+                        "component `{id}` is a `wasi-http` component but does not export `wasi:http/incoming-handler@0.2.x` ({})",
+                        manifest.file.display()
+                    )
+                })?;
+            if role != ComponentRole::Handler {
+                bail!(
+                    "component `{id}` exports `wasi:http/incoming-handler`, so it can only answer routes, not be {} ({})",
+                    if role == ComponentRole::Authenticator {
+                        "an authenticator"
+                    } else {
+                        "a middleware"
+                    },
+                    manifest.file.display()
+                );
+            }
+            return Ok(Self {
+                id: id.to_string(),
+                source,
+                origin,
+                imports,
+                session: section.grants.session,
+                caps: Arc::new(caps),
+                role,
+                world,
+                exports,
+            });
+        }
         let make = |role: ComponentRole, pre: InstancePre<HostState>| match role {
             ComponentRole::Handler => Handler::new(pre, timeout).map(Exports::Handler),
             ComponentRole::Authenticator => {
@@ -103,6 +145,7 @@ impl LoadedComponent {
             session: section.grants.session,
             caps: Arc::new(caps),
             role,
+            world,
             exports,
         })
     }
@@ -119,7 +162,7 @@ impl LoadedComponent {
         let ctx = self.request_ctx(Arc::from("load")).read_only();
         let state = HostState::new(&self.caps, ctx);
         let outcome = match &self.exports {
-            Exports::Handler(_) => return Ok(()),
+            Exports::Handler(_) | Exports::WasiHttp(_) => return Ok(()),
             Exports::Authenticator(a) => a.check_settings(engine, state).await,
             Exports::Middleware(m) => m.check_settings(engine, state).await,
         };
@@ -192,6 +235,57 @@ impl LoadedComponent {
         drop(store);
         (outcome, finished)
     }
+
+    /// Run one request through a fresh instance of this `wasi:http/proxy` component: `request`
+    /// as a `wasi:http` incoming request for `authority` (over `https` if the client used it),
+    /// its answer read back into a [`Response`] of at most the component's memory limit.
+    pub async fn call_wasi_http(
+        &self,
+        engine: &Engine,
+        request: http::Request<bytes::Bytes>,
+        https: bool,
+        ctx: RequestCtx,
+    ) -> (Result<Response, Failure>, capabilities::Finished) {
+        let Exports::WasiHttp(proxy) = &self.exports else {
+            let failure = Failure::Trap(format!(
+                "component `{}` is not a wasi:http component",
+                self.id
+            ));
+            return (Err(failure), capabilities::Finished::default());
+        };
+        let state = HostState::new(&self.caps, ctx);
+        let (outcome, mut store) = proxy
+            .call(engine, state, request, https, self.caps.memory)
+            .await;
+        let finished = store.data_mut().finish();
+        drop(store);
+        let outcome = outcome.and_then(|r| {
+            let mut headers = Vec::with_capacity(r.headers.len());
+            for (name, value) in &r.headers {
+                let value = value.to_str().map_err(|_| {
+                    Failure::Trap(format!(
+                        "the value of response header `{name}` is not UTF-8"
+                    ))
+                })?;
+                headers.push((name.as_str().to_string(), value.to_string()));
+            }
+            Ok(Response {
+                status: r.status,
+                headers,
+                body: Vec::from(r.body),
+            })
+        });
+        (outcome, finished)
+    }
+}
+
+/// A compiled component whose imports passed the check.
+pub struct Checked {
+    pub component: Component,
+    pub origin: Origin,
+    pub imports: Vec<ImportReport>,
+    /// The world it exports (`world` in its table, or what it was found to export).
+    pub world: World,
 }
 
 /// Compile (or load from the cache) and check the imports against the grants; used by
@@ -203,7 +297,7 @@ pub fn compile_and_check(
     section: &ComponentSection,
     source: &WasmSource,
     cache_dir: Option<&Path>,
-) -> Result<(Component, Origin, Vec<ImportReport>)> {
+) -> Result<Checked> {
     let wasm = source.read().with_context(|| {
         let hint = if section.build.is_some() {
             "run `flagon build` (or `flagon serve --build`) first"
@@ -217,7 +311,8 @@ pub fn compile_and_check(
     })?;
     let (component, origin) = engine::load_component(engine, &wasm, cache_dir)
         .with_context(|| format!("`{source}` is not a valid Wasm component (component `{id}`)"))?;
-    let imports = capabilities::check(engine, &component, section);
+    let world = capabilities::world_of(engine, &component, section);
+    let imports = capabilities::check(engine, &component, section, world);
     let refused: Vec<String> = imports
         .iter()
         .filter_map(|i| i.outcome.as_ref().err())
@@ -232,5 +327,10 @@ pub fn compile_and_check(
                 .replace("[components.<id>]", &format!("[components.{id}]"))
         );
     }
-    Ok((component, origin, imports))
+    Ok(Checked {
+        component,
+        origin,
+        imports,
+        world,
+    })
 }

@@ -28,6 +28,7 @@ use crate::http::body::{self, BodyError};
 use crate::http::forms::{self, FormField, FormKind, FormLimits};
 use crate::http::request_id::RequestId;
 use crate::http::router::{Match, Route};
+use crate::manifest::World;
 use crate::runtime::Failure;
 use crate::runtime::bindings::{self, Identity, RequestHead, Response as GuestResponse};
 use crate::text::log_safe;
@@ -239,13 +240,6 @@ impl App {
             id,
         } = call;
         self.authorize(route, auth, parts, id)?;
-        let (form, body) = match body {
-            RequestBody::Unread(body) => {
-                let body = self.read_body(parts, body, route, id).await?;
-                self.decode_form(parts, body, id).await?
-            }
-            RequestBody::Read(form, body) => (form, body),
-        };
         let component = &self.components[route.component];
         // CSRF protects what the cookie grants: a handler that uses the session, or an identity
         // a session authenticator could take from it. (A middleware reading it does not count.)
@@ -254,29 +248,56 @@ impl App {
                 .authenticators
                 .iter()
                 .any(|&a| self.components[a].session);
+        let wasi_http = component.world == World::WasiHttp;
+        let (form, body) = match body {
+            // A wasi:http component reads the body itself; the form is decoded only for the
+            // CSRF check, and the raw body is kept.
+            RequestBody::Unread(body) if wasi_http => {
+                let body = self.read_body(parts, body, route, id).await?;
+                if cookie_acts {
+                    (self.decode_form(parts, body.clone(), id).await?.0, body)
+                } else {
+                    (Vec::new(), body)
+                }
+            }
+            RequestBody::Unread(body) => {
+                let body = self.read_body(parts, body, route, id).await?;
+                self.decode_form(parts, body, id).await?
+            }
+            RequestBody::Read(form, body) => (form, body),
+        };
         {
             let session = session
                 .filter(|_| cookie_acts)
                 .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()));
             self.check_csrf(session.as_deref(), route, parts, &form, peer, id)?;
         }
-        let request = guest_request(
-            parts,
-            route,
-            params,
-            headers,
-            body,
-            form,
-            peer,
-            id,
-            identity.as_deref().cloned(),
-        );
+        let guest_identity = (!wasi_http).then(|| identity.as_deref().cloned()).flatten();
         // The handler gets the session only if it was granted it (the authenticators may
         // have loaded it for themselves).
         let handler_session = session.filter(|_| component.session).cloned();
         let ctx =
             RequestCtx::new(id.shared(), handler_session, &parts.headers).with_identity(identity);
-        let (outcome, finished) = component.call(self.engine(), &request, ctx).await;
+        let (outcome, finished) = if wasi_http {
+            let request = proxy_request(parts, body, peer);
+            let https = peer.scheme == "https";
+            component
+                .call_wasi_http(self.engine(), request, https, ctx)
+                .await
+        } else {
+            let request = guest_request(
+                parts,
+                route,
+                params,
+                headers,
+                body,
+                form,
+                peer,
+                id,
+                guest_identity,
+            );
+            component.call(self.engine(), &request, ctx).await
+        };
         let response = self.guest_response(outcome, component, id);
         Ok(self.error_pages(response, &finished, id))
     }
@@ -656,6 +677,26 @@ fn guest_request(
         },
         identity,
     }
+}
+
+/// The request as a `wasi:http` component sees it: method, headers and body as they came, and
+/// an absolute URI with the scheme and host the client used (after `trusted_proxies`).
+fn proxy_request(parts: &Parts, body: Bytes, peer: &Peer<'_>) -> http::Request<Bytes> {
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let authority = match (&peer.host, peer.port) {
+        (Some(host), Some(port)) if host.contains(':') => format!("[{host}]:{port}"),
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) if host.contains(':') => format!("[{host}]"),
+        (Some(host), None) => host.to_string(),
+        (None, _) => String::new(),
+    };
+    let uri = http::Uri::try_from(format!("{}://{authority}{path}", peer.scheme))
+        .unwrap_or_else(|_| parts.uri.clone());
+    let mut request = http::Request::new(body);
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = uri;
+    *request.headers_mut() = parts.headers.clone();
+    request
 }
 
 fn wit_form_field(f: FormField) -> bindings::FormField {

@@ -29,6 +29,7 @@ pub mod sql;
 pub mod templates;
 pub mod types;
 pub mod wasi;
+pub mod wasi_http;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -40,7 +41,7 @@ use http::{HeaderName, HeaderValue};
 use wasmtime::Engine;
 use wasmtime::component::{Component, HasData, Linker};
 
-use crate::manifest::{ComponentSection, Manifest, Variable};
+use crate::manifest::{ComponentSection, Manifest, Variable, World};
 use crate::runtime::bindings::Identity;
 use crate::runtime::guest_log::{GuestLog, Redactor};
 use crate::runtime::{RuntimeCtx, RuntimeView};
@@ -343,17 +344,39 @@ pub struct ImportReport {
     pub outcome: Result<&'static Entry, ImportError>,
 }
 
-/// Classify every import of `component` and check it against `section`'s grants.
+/// The world `component` exports: the one its `world` names, else `wasi-http` when it exports
+/// `wasi:http/incoming-handler` and nothing of Flagon's, else Flagon's.
+pub fn world_of(engine: &Engine, component: &Component, section: &ComponentSection) -> World {
+    if let Some(world) = section.world {
+        return world;
+    }
+    let ty = component.component_type();
+    let mut exports = ty.exports(engine).map(|(name, _)| name);
+    let proxy = exports.any(|name| {
+        name.split_once('@').is_some_and(|(i, v)| {
+            i == crate::runtime::wasi_http::INCOMING_HANDLER && v.starts_with("0.2.")
+        })
+    });
+    if proxy {
+        World::WasiHttp
+    } else {
+        World::Flagon
+    }
+}
+
+/// Classify every import of `component` and check it against `section`'s grants, for a
+/// component of `world`.
 pub fn check(
     engine: &Engine,
     component: &Component,
     section: &ComponentSection,
+    world: World,
 ) -> Vec<ImportReport> {
     component
         .component_type()
         .imports(engine)
         .map(|(name, _)| {
-            let outcome = match classify(name) {
+            let outcome = match classify_in(name, world) {
                 Ok(cap) if cap.granted(section) => Ok(cap),
                 Ok(cap) => Err(ImportError::NotGranted {
                     import: name.to_string(),
@@ -374,15 +397,21 @@ pub fn check(
 
 /// Map an import name such as `wasi:cli/stdout@0.2.4` to the capability that provides it.
 pub fn classify(import: &str) -> Result<&'static Entry, String> {
+    classify_in(import, World::Flagon)
+}
+
+/// [`classify`] for a component of `world`: only a `wasi-http` component may import
+/// `wasi:http` (its requests go out under `grants.outbound`).
+pub fn classify_in(import: &str, world: World) -> Result<&'static Entry, String> {
     let (path, version) = import.split_once('@').unwrap_or((import, ""));
     let Some((package, interface)) = path.split_once('/') else {
         return Err("bare function imports are not part of any Flagon world".into());
     };
     match package {
         "wasi:sockets" => return Err("components get no network sockets".into()),
-        "wasi:http" => {
+        "wasi:http" if world != World::WasiHttp => {
             return Err(
-                "`wasi:http` is not linked; send requests through `flagon:app/outbound-http` with `grants.outbound`".into(),
+                "`wasi:http` is for standard `wasi:http/proxy` components (`world = \"wasi-http\"`); a Flagon handler sends requests through `flagon:app/outbound-http` with `grants.outbound`".into(),
             );
         }
         _ => {}
@@ -520,6 +549,7 @@ registry! {
     outbound: outbound::Outbound,
     sql: sql::Sql,
     wasi: wasi::Wasi,
+    wasi_http: wasi_http::WasiHttpCap,
     types: types::Types,
 }
 
@@ -540,6 +570,11 @@ mod tests {
                 .contains("sockets")
         );
         assert!(classify("wasi:http/outgoing-handler@0.2.0").is_err());
+        let http = |import| classify_in(import, World::WasiHttp).map(|e| e.name);
+        assert_eq!(http("wasi:http/outgoing-handler@0.2.0"), Ok("WasiHttp"));
+        assert_eq!(http("wasi:http/types@0.2.12"), Ok("WasiHttp"));
+        assert!(http("wasi:http/types@0.3.0").unwrap_err().contains("0.2.x"));
+        assert!(http("wasi:sockets/tcp@0.2.0").is_err());
         assert!(classify("wasi:cli/run@0.2.0").is_err());
         assert!(
             classify("wasi:cli/stdout@0.3.0")

@@ -35,6 +35,9 @@ pub fn build_components(manifest: &Manifest, only: Option<&str>) -> Result<()> {
         return Ok(());
     }
     let total = todo.len();
+    for (_, cmd, _) in &todo {
+        check_tools(cmd)?;
+    }
     for (n, (id, cmd, dir)) in todo.into_iter().enumerate() {
         eprintln!(
             "[{}/{total}] building `{id}`: {cmd}  (in {})",
@@ -68,6 +71,99 @@ pub fn build_components(manifest: &Manifest, only: Option<&str>) -> Result<()> {
     Ok(())
 }
 
+const SHELL_BUILTINS: &[&str] = &[
+    "cd", "export", "set", "exec", "echo", "test", "[", "true", "false", ":", ".", "source", "if",
+    "then", "else", "fi", "exit",
+];
+
+/// What to install for a program a build command starts with, by name.
+const TOOLS: &[(&str, &str)] = &[
+    (
+        "cargo",
+        "install Rust with rustup (https://rustup.rs), then `rustup target add wasm32-wasip2`",
+    ),
+    ("rustup", "install Rust with rustup (https://rustup.rs)"),
+    (
+        "node",
+        "install Node.js 20 or later (Debian: `apt-get install nodejs npm`)",
+    ),
+    (
+        "npm",
+        "install Node.js 20 or later with npm (Debian: `apt-get install nodejs npm`)",
+    ),
+    (
+        "npx",
+        "install Node.js 20 or later with npm (Debian: `apt-get install nodejs npm`)",
+    ),
+    (
+        "python3",
+        "install Python 3.11 or later with pip and venv (Debian: `apt-get install python3 python3-venv`)",
+    ),
+    ("make", "install make (Debian: `apt-get install make`)"),
+    (
+        "clang-19",
+        "install clang 19 for wasm32 (Debian: `apt-get install clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32`)",
+    ),
+];
+
+/// Fail before building when a build command starts with a program that is not installed, or
+/// builds for `wasm32-wasip2` without the target, saying exactly what to install.
+fn check_tools(cmd: &str) -> Result<()> {
+    for part in cmd.split(['&', '|', ';']) {
+        let words = part
+            .split_whitespace()
+            .map(|w| w.trim_start_matches(['(', '{']));
+        let Some(program) = words
+            .into_iter()
+            .find(|w| !w.is_empty() && !w.contains('='))
+        else {
+            continue;
+        };
+        // Paths and shell built-ins need no lookup.
+        if program.contains('/') || SHELL_BUILTINS.contains(&program) {
+            continue;
+        }
+        if !on_path(program) {
+            let hint = TOOLS.iter().find(|(name, _)| *name == program).map_or(
+                "install it, or change the component's `build` command",
+                |(_, h)| *h,
+            );
+            bail!(
+                "the build command `{cmd}` needs `{program}`, which is not installed\n  help: {hint}"
+            );
+        }
+        if program == "cargo" && part.contains("wasm32-wasip2") && !wasip2_installed() {
+            bail!(
+                "the build command `{cmd}` builds for `wasm32-wasip2`, but that target is not installed\n  help: run `rustup target add wasm32-wasip2`"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| {
+            let candidate = dir.join(program);
+            candidate.is_file() || candidate.with_extension("exe").is_file()
+        })
+    })
+}
+
+/// Whether rustup has the `wasm32-wasip2` target; true when that cannot be asked (no rustup:
+/// the toolchain may carry the target itself).
+fn wasip2_installed() -> bool {
+    match Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+    {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| l.trim() == "wasm32-wasip2"),
+        _ => true,
+    }
+}
+
 #[cfg(unix)]
 fn shell(cmd: &str) -> Command {
     let mut c = Command::new("sh");
@@ -80,4 +176,19 @@ fn shell(cmd: &str) -> Command {
     let mut c = Command::new("cmd");
     c.arg("/C").arg(cmd);
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_tool_is_named_with_what_to_install() {
+        let err = check_tools("FOO=1 flagon-no-such-tool-42 --release").unwrap_err();
+        let err = err.to_string();
+        assert!(err.contains("needs `flagon-no-such-tool-42`"), "{err}");
+        assert!(err.contains("not installed"), "{err}");
+        // Built-ins, paths and installed programs pass.
+        check_tools("cd sub && sh -c true; ./build.sh || (sh x)").unwrap();
+    }
 }

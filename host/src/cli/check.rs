@@ -7,9 +7,9 @@ use anyhow::{Result, bail};
 
 use crate::app::LoadOptions;
 use crate::app::component::compile_and_check;
-use crate::capabilities::REGISTRY;
+use crate::capabilities::{Entry, REGISTRY};
 use crate::http::router::Router;
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, World};
 use crate::runtime::{EngineSettings, FlagonEngine};
 
 pub(super) fn check(path: &Path, options: &LoadOptions) -> Result<()> {
@@ -54,17 +54,29 @@ pub(super) fn check(path: &Path, options: &LoadOptions) -> Result<()> {
             &source,
             cache.as_deref(),
         ) {
-            Ok((_, _, imports)) => {
-                for i in &imports {
+            Ok(checked) => {
+                let imports = &checked.imports;
+                if checked.world == World::WasiHttp {
+                    println!("  world: wasi:http/proxy (a standard wasi:http component)");
+                }
+                for i in imports {
                     let cap = i.outcome.as_ref().expect("checked");
                     println!("  imports {} ({})", i.name, cap.name);
                 }
                 // A grant the component never uses is worth removing: least privilege.
                 for cap in REGISTRY {
                     let Some(grant) = cap.grant else { continue };
+                    // A wasi:http component sends its requests through `wasi:http`, under
+                    // `grants.outbound`.
+                    let sends_with = |c: &&Entry| {
+                        *c == cap
+                            || (checked.world == World::WasiHttp
+                                && cap.name == "Outbound"
+                                && c.name == "WasiHttp")
+                    };
                     let uses = imports
                         .iter()
-                        .any(|i| i.outcome.as_ref().is_ok_and(|c| *c == cap));
+                        .any(|i| i.outcome.as_ref().is_ok_and(sends_with));
                     if !cap.describe(&manifest, section).is_empty() && !uses {
                         println!(
                             "  unused grant: `{}` (the component does not import `{}`)",

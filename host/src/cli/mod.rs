@@ -3,8 +3,10 @@
 mod build;
 mod check;
 mod migrate;
+mod new;
 mod routes;
 mod serve;
+mod test;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -87,6 +89,27 @@ pub enum Command {
         #[arg(long)]
         dev: bool,
     },
+    /// Make a new app from the hello example of a language, with its SDK and Flagon's WIT
+    /// copied in, ready for `flagon serve NAME --build --dev`.
+    New {
+        /// The new app's directory; its last part is the app's name (lowercase, digits, `-`).
+        name: PathBuf,
+        /// The language of its handler.
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: new::Lang,
+    },
+    /// Run the app's request tests (`tests/*.toml`), in whatever language its components are
+    /// written: each file is a sequence of requests from one browser-like client, with a
+    /// cookie jar and the CSRF token of the last page, against the app loaded as
+    /// `serve --dev` loads it, with data of its own. Build the components first.
+    Test {
+        /// The app directory or its `flagon.toml`.
+        #[arg(default_value = ".")]
+        app: PathBuf,
+        /// Run every component's build command first.
+        #[arg(long)]
+        build: bool,
+    },
     /// List the routes, like `flask routes`.
     Routes {
         /// The app directory or its `flagon.toml`.
@@ -150,6 +173,13 @@ pub fn run(cli: Cli) -> Result<()> {
                 env: Default::default(),
             },
         ),
+        Command::New { name, lang } => new::new(&name, lang),
+        Command::Test { app, build } => {
+            if build {
+                build::build_components(&Manifest::load(&app)?, None)?;
+            }
+            test::test(&app)
+        }
         Command::Routes { app } => routes::routes(&app),
     }
 }

@@ -27,6 +27,11 @@ pub struct ComponentSection {
     /// Directory the build command runs in, relative to the manifest (default: the manifest's).
     /// Example: `workdir = "components/hello"`
     pub workdir: Option<PathBuf>,
+    /// The world the component exports, when it is not Flagon's own: `"wasi-http"` for a
+    /// standard `wasi:http/proxy` component (one written for `wasmtime serve` or Spin). A
+    /// component exporting `wasi:http/incoming-handler` is detected without it.
+    /// Example: `world = "wasi-http"`
+    pub world: Option<World>,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
@@ -36,6 +41,16 @@ pub struct ComponentSection {
     /// `variables` instead. Example: `settings = { issuer = "https://id.example.com" }`
     #[serde(default)]
     pub settings: toml::Table,
+}
+
+/// The world a component exports, as `world` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum World {
+    /// `flagon:app/handler` (or `authenticator`, `middleware`, by the component's role).
+    Flagon,
+    /// The standard `wasi:http/proxy` world: `wasi:http/incoming-handler` on a route.
+    WasiHttp,
 }
 
 /// Where a component's bytes come from.
@@ -255,6 +270,13 @@ impl Manifest {
         for (id, c) in &self.components {
             let key = format!("components.{id}");
             self.validate_source(&key, c)?;
+            if c.world == Some(World::WasiHttp) && self.role(id) != super::ComponentRole::Handler {
+                return Err(self.invalid(
+                    format!("{key}.world"),
+                    "a `wasi-http` component answers routes; it cannot be an authenticator or middleware",
+                    "remove it from `[auth]` and `[[middleware]]`, or build it for the `flagon:app/authenticator` or `middleware` world",
+                ));
+            }
             if c.limits.memory.0 < 64 * 1024 || c.limits.memory.0 > 4 * 1024 * 1024 * 1024 {
                 return Err(self.invalid(
                     format!("{key}.limits.memory"),

@@ -28,7 +28,9 @@ use serde::Deserialize;
 
 pub use app::AppSection;
 pub use auth::{AuthMode, AuthSection, ComponentRole, MiddlewareSection};
-pub use components::{ComponentSection, FileGrant, Grants, Limits, OutboundGrant, WasmSource};
+pub use components::{
+    ComponentSection, FileGrant, Grants, Limits, OutboundGrant, WasmSource, World,
+};
 pub use databases::{AdapterKind, DatabaseSection, TlsMode};
 pub use kv::{KvBackendKind, KvSection};
 pub use routes::RouteSection;

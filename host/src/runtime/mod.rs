@@ -11,7 +11,9 @@ pub mod engine;
 pub mod extension;
 pub mod guest_log;
 pub mod instance;
+pub mod wasi_http;
 
 pub use engine::{EngineSettings, FlagonEngine, Origin};
 pub use extension::{AuthOutcome, Authenticator, Middleware, MiddlewareInstance};
 pub use instance::{Failure, Handler, RuntimeCtx, RuntimeView, classify_error, guard_store};
+pub use wasi_http::{ProxyResponse, WasiHttpHandler};

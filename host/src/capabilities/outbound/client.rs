@@ -163,6 +163,8 @@ pub struct OutboundPolicy {
     max_response_bytes: usize,
     max_redirects: usize,
     max_request_bytes: usize,
+    /// Whether redirects are followed (and re-checked) here, or returned to the guest.
+    follow_redirects: bool,
 }
 
 impl Default for OutboundPolicy {
@@ -180,6 +182,7 @@ impl OutboundPolicy {
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             max_redirects: DEFAULT_MAX_REDIRECTS,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            follow_redirects: true,
         }
     }
 
@@ -208,6 +211,13 @@ impl OutboundPolicy {
     /// Sets how many redirects are followed; with 0, any redirect is an error.
     pub fn with_max_redirects(mut self, max: usize) -> Self {
         self.max_redirects = max;
+        self
+    }
+
+    /// Returns redirects to the guest as they are, unfollowed: `wasi:http` clients follow
+    /// redirects themselves, each one a new request that passes every check again.
+    pub fn returning_redirects(mut self) -> Self {
+        self.follow_redirects = false;
         self
     }
 
@@ -422,7 +432,8 @@ impl OutboundClient {
             let response = client.request(request).await.map_err(client_error)?;
 
             let status = response.status();
-            let Some(location) = redirect_location(&response) else {
+            let location = redirect_location(&response).filter(|_| policy.follow_redirects);
+            let Some(location) = location else {
                 return read_response(response, &method, policy.max_response_bytes).await;
             };
             if redirects >= policy.max_redirects {
