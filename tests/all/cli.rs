@@ -262,3 +262,38 @@ fn test_reports_a_failing_request_test() {
     assert!(err.contains("status: expected 201, got 200"), "{err}");
     assert!(err.contains("1 passed, 1 failed"), "{err}");
 }
+
+/// `flagon new --lang python|c`: the Python and C hello examples, with their SDKs and the WIT,
+/// build on their own and pass the request tests they carry.
+#[test]
+fn new_scaffolds_python_and_c_apps_that_pass_their_tests() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for (lang, sdk_file) in [("python", "sdk/python/build.py"), ("c", "sdk/c/flagon.h")] {
+        let dir = tempfile::tempdir().unwrap();
+        let app = dir.path().join(format!("{lang}-app"));
+        let app_s = app.to_str().unwrap();
+        let (ok, _, err) = flagon(&["new", app_s, "--lang", lang]);
+        assert!(ok, "{lang}: {err}");
+        assert!(app.join(sdk_file).is_file(), "{lang}: {sdk_file}");
+        assert!(app.join("wit/types.wit").is_file(), "{lang}");
+        let manifest = std::fs::read_to_string(app.join("flagon.toml")).unwrap();
+        assert!(
+            manifest.contains(&format!("name = \"{lang}-app\"")),
+            "{manifest}"
+        );
+        assert!(!manifest.contains("../../"), "{manifest}");
+        // The C SDK's tool is built once per machine by tests/run; a new app may use it.
+        let out = Command::new(env!("CARGO_BIN_EXE_flagon"))
+            .args(["test", app_s, "--build"])
+            .env("FLAGON_CACHE_DIR", cache_dir())
+            .env(
+                "FLAGON_C",
+                repo.join("sdk/c/tool/target/release/flagon-c"),
+            )
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{lang}: {err}");
+        assert!(err.contains("8 passed, 0 failed"), "{lang}: {err}");
+    }
+}

@@ -9,6 +9,8 @@ mod cli;
 mod example;
 mod grants;
 mod harness;
+mod hello_c;
+mod hello_py;
 mod hostile;
 mod layout;
 mod limits;

@@ -190,3 +190,73 @@ async fn wasi_http_is_only_for_wasi_http_components() {
     let err = format!("{:#}", TestManifest::new(&text).load().await.err().unwrap());
     assert!(err.contains("components.proxy.world"), "{err}");
 }
+
+/// Build a wasi:http component from another toolchain with its `build.sh`, into a temporary
+/// directory.
+fn build_with(script: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("proxy.wasm");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(script);
+    let built = std::process::Command::new("sh")
+        .arg(&script)
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{} failed:\n{}",
+        script.display(),
+        String::from_utf8_lossy(&built.stderr)
+    );
+    (dir, out)
+}
+
+/// The same routes served from a wasi:http component another toolchain built, unchanged.
+async fn serves_unchanged(wasm: &std::path::Path, lang: &str) {
+    let upstream = TestServer::start(&app_manifest("")).await;
+    let origin = format!("http://127.0.0.1:{}", upstream.addr.port());
+    let text = manifest(&format!("grants = {{ outbound = [\"{origin}\"] }}"))
+        .replace(
+            &program(programs::WASI_HTTP),
+            &program(wasm.to_str().unwrap()),
+        )
+        .replace(
+            "memory = \"16MiB\", timeout = \"1s\"",
+            "memory = \"64MiB\", timeout = \"10s\"",
+        );
+    let s = TestServer::start(&text).await;
+    let r = s.get("/").await;
+    assert_eq!(
+        (r.status, r.text()),
+        (200, format!("hello from {lang} wasi:http"))
+    );
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    let r = s
+        .send(Req::new("GET", "/headers?q=1").header("x-custom", "yes"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(seen["method"], "GET", "{seen}");
+    // Each toolchain's test component names its fields in its own way.
+    let text = seen.to_string();
+    assert!(text.contains("\"/headers?q=1\""), "{seen}");
+    assert!(text.contains("x-custom"), "{seen}");
+    let fetch = |url: String| {
+        let q = percent_encoding::utf8_percent_encode(&url, percent_encoding::NON_ALPHANUMERIC);
+        let path = format!("/fetch?url={q}");
+        let addr = s.addr;
+        async move { crate::harness::send(addr, Req::new("GET", &path)).await }
+    };
+    let r = fetch(format!("{origin}/")).await;
+    assert_eq!((r.status, r.text().as_str()), (200, "200\nhello from wasm"));
+    let r = fetch(format!("http://localhost:{}/", upstream.addr.port())).await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(!r.text().contains("hello from wasm"), "{}", r.text());
+    assert_eq!(s.get("/no/such/path").await.status, 404);
+}
+
+#[tokio::test]
+async fn a_componentize_py_wasi_http_component_runs_unchanged() {
+    let (_dir, wasm) = build_with("../tests/wasi-http/python/build.sh");
+    serves_unchanged(&wasm, "python").await;
+}

@@ -14,6 +14,9 @@ use anyhow::{Context as _, Result, bail};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Lang {
     Rust,
+    #[value(alias = "py")]
+    Python,
+    C,
 }
 
 /// One embedded file: its path in the new app, its bytes.
@@ -55,17 +58,79 @@ const RUST_SDK: &[File] = files!("sdk/rust" => "sdk/rust/":
     "src/sql.rs",
 );
 
+const PYTHON_EXAMPLE: &[File] = files!("examples/hello-py" => "":
+    ".gitignore",
+    "app.py",
+    "flagon.toml",
+    "static/style.css",
+    "templates/base.html",
+    "templates/errors/error.html",
+    "templates/index.html",
+    "templates/login.html",
+    "tests/requests.toml",
+);
+
+const PYTHON_SDK: &[File] = files!("sdk/python" => "sdk/python/":
+    ".gitignore",
+    "README.md",
+    "build.py",
+    "flagon/__init__.py",
+    "flagon/_host.py",
+    "flagon/app.py",
+    "flagon/config.py",
+    "flagon/crypto.py",
+    "flagon/errors.py",
+    "flagon/kv.py",
+    "flagon/log.py",
+    "flagon/outbound.py",
+    "flagon/py.typed",
+    "flagon/request.py",
+    "flagon/response.py",
+    "flagon/session.py",
+    "flagon/settings.py",
+    "flagon/sql.py",
+    "flagon/templates.py",
+);
+
+const C_EXAMPLE: &[File] = files!("examples/hello-c" => "":
+    ".gitignore",
+    "Makefile",
+    "flagon.toml",
+    "hello.c",
+    "static/style.css",
+    "templates/base.html",
+    "templates/errors/error.html",
+    "templates/index.html",
+    "templates/login.html",
+    "tests/requests.toml",
+);
+
+const C_SDK: &[File] = files!("sdk/c" => "sdk/c/":
+    "README.md",
+    "flagon.c",
+    "flagon.h",
+    "flagon.mk",
+    "tool/.gitignore",
+    "tool/Cargo.lock",
+    "tool/Cargo.toml",
+    "tool/src/main.rs",
+);
+
 impl Lang {
     /// The example the scaffold is made from, as a repository path.
     pub fn example(self) -> &'static str {
         match self {
             Lang::Rust => "examples/hello",
+            Lang::Python => "examples/hello-py",
+            Lang::C => "examples/hello-c",
         }
     }
 
     fn files(self) -> [&'static [File]; 3] {
         match self {
             Lang::Rust => [RUST_EXAMPLE, RUST_SDK, WIT],
+            Lang::Python => [PYTHON_EXAMPLE, PYTHON_SDK, WIT],
+            Lang::C => [C_EXAMPLE, C_SDK, WIT],
         }
     }
 
@@ -78,6 +143,7 @@ impl Lang {
                 "# Guest crates build for wasm32-wasip2 and never share a workspace with the host.\n[workspace]\n",
                 "",
             )],
+            Lang::Python | Lang::C => &[],
         }
     }
 
@@ -92,6 +158,8 @@ impl Lang {
                     format!("release/{crate_name}.wasm"),
                 ),
             ],
+            Lang::Python => vec![("name = \"hello-py\"".into(), format!("name = \"{name}\""))],
+            Lang::C => vec![("name = \"hello-c\"".into(), format!("name = \"{name}\""))],
         }
     }
 }
@@ -174,50 +242,48 @@ fn rewrite(text: &str, renames: &[(String, String)]) -> String {
 mod tests {
     use super::*;
 
-    /// Every file of each example, SDK and the WIT is in its scaffold list, so a new app is the
-    /// whole example (build output and local files aside).
+    /// Every file git tracks in each example, SDK and the WIT is in its scaffold list, so a new
+    /// app is the whole example.
     #[test]
     fn scaffold_lists_match_the_examples() {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let lists: &[(&str, &str, &[File])] = &[
             ("examples/hello", "", RUST_EXAMPLE),
             ("sdk/rust", "sdk/rust/", RUST_SDK),
+            ("examples/hello-py", "", PYTHON_EXAMPLE),
+            ("sdk/python", "sdk/python/", PYTHON_SDK),
+            ("examples/hello-c", "", C_EXAMPLE),
+            ("sdk/c", "sdk/c/", C_SDK),
             ("wit", "wit/", WIT),
         ];
         for (root, to, list) in lists {
-            let mut on_disk = Vec::new();
-            walk(&repo.join(root), "", &mut on_disk);
-            // The SDK's own lock file does not apply inside an app (the app's lock does).
-            on_disk.retain(|p| p != "Cargo.lock" || *root != "sdk/rust");
+            let out = std::process::Command::new("git")
+                .args(["ls-files", "--", root])
+                .current_dir(&repo)
+                .output()
+                .expect("git");
+            assert!(out.status.success());
+            let prefix = format!("{root}/");
+            let mut tracked: Vec<String> = String::from_utf8(out.stdout)
+                .unwrap()
+                .lines()
+                .map(|l| l.strip_prefix(&prefix).unwrap().to_string())
+                // The Rust SDK's own lock file does not apply inside an app (the app's does).
+                .filter(|p| !(*root == "sdk/rust" && p == "Cargo.lock"))
+                .collect();
             let mut listed: Vec<String> = list
                 .iter()
                 .map(|f| f.path.strip_prefix(to).unwrap().to_string())
                 .collect();
-            on_disk.sort();
+            tracked.sort();
             listed.sort();
-            assert_eq!(on_disk, listed, "the scaffold list for `{root}`");
-        }
-    }
-
-    fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let entry = entry.unwrap();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if matches!(name.as_str(), "target" | "node_modules" | ".env" | ".venv") {
-                continue;
-            }
-            let path = format!("{prefix}{name}");
-            if entry.file_type().unwrap().is_dir() {
-                walk(&entry.path(), &format!("{path}/"), out);
-            } else {
-                out.push(path);
-            }
+            assert_eq!(tracked, listed, "the scaffold list for `{root}`");
         }
     }
 
     #[test]
     fn every_sdk_rewrite_applies() {
-        for lang in [Lang::Rust] {
+        for lang in [Lang::Rust, Lang::Python, Lang::C] {
             let [_, sdk, _] = lang.files();
             for (from, _) in lang.sdk_rewrites() {
                 assert!(

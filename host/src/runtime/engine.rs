@@ -24,6 +24,8 @@ const MAX_WASM_STACK: usize = 512 * 1024;
 /// The native stack each async call runs on; must exceed `MAX_WASM_STACK` with room for host
 /// frames.
 const ASYNC_STACK: usize = 2 * 1024 * 1024;
+/// Core instances one component instance may average: enough for componentize-py's 17.
+const CORE_INSTANCES_PER_COMPONENT: u32 = 20;
 /// Bytes of each linear memory reset in place (not decommitted) between requests.
 const KEEP_RESIDENT_MEMORY: usize = 2 * 1024 * 1024;
 /// Bytes of each table reset in place between requests.
@@ -48,10 +50,12 @@ impl FlagonEngine {
     pub fn new(settings: &EngineSettings) -> Result<Self> {
         let mut pool = PoolingAllocationConfig::default();
         let n = settings.max_instances;
-        // A Rust component is a handful of core instances (the program plus small shims that
-        // hold indirect-call tables); leave room for languages that use a few more.
+        // A Rust component is three core instances (the program plus small shims that hold
+        // indirect-call tables) and a C one four, but a Python one (componentize-py: CPython,
+        // its libc, the WASI adapter and shims) is seventeen. The count only limits how many
+        // exist at once; each is allocated when instantiated, so the headroom costs nothing.
         pool.total_component_instances(n)
-            .total_core_instances(n.saturating_mul(4))
+            .total_core_instances(n.saturating_mul(CORE_INSTANCES_PER_COMPONENT))
             .total_memories(n.saturating_mul(2))
             .total_tables(n.saturating_mul(4))
             .total_stacks(n)
