@@ -131,6 +131,22 @@ async fn crud_through_the_sdk_and_the_file_is_real_sqlite() {
     assert_eq!(out["last_insert_id"], Json::Null);
     let out = ok(&s, "exec", "main", "CREATE TABLE other (x)", json!([])).await;
     assert_eq!(out, json!({"rows_affected": 0, "last_insert_id": null}));
+    // Two new tables' first rows both have rowid 1: the second insert still reports its own
+    // id, though it equals the one before it.
+    for table in ["other", "more"] {
+        if table == "more" {
+            ok(&s, "exec", "main", "CREATE TABLE more (x)", json!([])).await;
+        }
+        let out = ok(
+            &s,
+            "exec",
+            "main",
+            &format!("INSERT INTO {table} (x) VALUES (?1)"),
+            json!([{"int": 7}]),
+        )
+        .await;
+        assert_eq!(out, json!({"rows_affected": 1, "last_insert_id": 1}), "{table}");
+    }
     let todos = json(&s.get("/todos").await);
     assert_eq!(
         todos,

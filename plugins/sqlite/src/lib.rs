@@ -41,6 +41,10 @@ struct Sqlite;
 
 /// Applied at connect and by every `reset`, so that no statement a handler ran can leave them
 /// changed for the next request.
+/// The last insert rowid before a statement runs: an explicit `INSERT ... (rowid) VALUES
+/// (-9223372036854775808)` is the only insert that gives it, and reports no id.
+const UNSET_ROWID: i64 = i64::MIN;
+
 const SETTINGS: &str = "PRAGMA foreign_keys = ON; PRAGMA journal_mode = DELETE; \
      PRAGMA synchronous = FULL; PRAGMA locking_mode = EXCLUSIVE;";
 
@@ -124,8 +128,14 @@ impl Guest for Sqlite {
     fn execute(statement: String, params: Vec<Value>, limits: Limits) -> Result<Outcome, SqlError> {
         with_conn(|conn| {
             // SQLite's counters keep the last INSERT/UPDATE/DELETE's values across other
-            // statements, so the outcome is what changed during this one.
-            let (changes_before, rowid_before) = (conn.total_changes(), conn.last_insert_rowid());
+            // statements, so the outcome is what changed during this one. The last insert id is
+            // set to a value no insert gives first: comparing with the previous id instead
+            // misses an insert whose rowid happens to equal it (the first row of a new table
+            // after a migration's first row elsewhere, both 1).
+            let changes_before = conn.total_changes();
+            // SAFETY: `handle` is this open connection's own pointer, used on this thread
+            // while `conn` is borrowed; setting the last insert rowid has no other effect.
+            unsafe { rusqlite::ffi::sqlite3_set_last_insert_rowid(conn.handle(), UNSET_ROWID) };
             let mut stmt = conn.prepare(&statement).map_err(|e| error(&e))?;
             let mut rows = stmt
                 .query(rusqlite::params_from_iter(params.iter().map(Param)))
@@ -145,7 +155,7 @@ impl Guest for Sqlite {
             let inserted = conn.last_insert_rowid();
             Ok(Outcome {
                 rows_affected: if changed { conn.changes() } else { 0 },
-                last_insert_id: (inserted != rowid_before).then_some(inserted),
+                last_insert_id: (inserted != UNSET_ROWID).then_some(inserted),
             })
         })
     }
