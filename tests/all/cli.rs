@@ -286,10 +286,7 @@ fn new_scaffolds_python_and_c_apps_that_pass_their_tests() {
         let out = Command::new(env!("CARGO_BIN_EXE_flagon"))
             .args(["test", app_s, "--build"])
             .env("FLAGON_CACHE_DIR", cache_dir())
-            .env(
-                "FLAGON_C",
-                repo.join("sdk/c/tool/target/release/flagon-c"),
-            )
+            .env("FLAGON_C", repo.join("sdk/c/tool/target/release/flagon-c"))
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);

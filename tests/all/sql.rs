@@ -145,7 +145,11 @@ async fn crud_through_the_sdk_and_the_file_is_real_sqlite() {
             json!([{"int": 7}]),
         )
         .await;
-        assert_eq!(out, json!({"rows_affected": 1, "last_insert_id": 1}), "{table}");
+        assert_eq!(
+            out,
+            json!({"rows_affected": 1, "last_insert_id": 1}),
+            "{table}"
+        );
     }
     let todos = json(&s.get("/todos").await);
     assert_eq!(
