@@ -263,12 +263,16 @@ fn test_reports_a_failing_request_test() {
     assert!(err.contains("1 passed, 1 failed"), "{err}");
 }
 
-/// `flagon new --lang python|c`: the Python and C hello examples, with their SDKs and the WIT,
-/// build on their own and pass the request tests they carry.
+/// `flagon new --lang js|python|c`: the JavaScript, Python and C hello examples, with their
+/// SDKs and the WIT, build on their own and pass the request tests they carry.
 #[test]
-fn new_scaffolds_python_and_c_apps_that_pass_their_tests() {
+fn new_scaffolds_js_python_and_c_apps_that_pass_their_tests() {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    for (lang, sdk_file) in [("python", "sdk/python/build.py"), ("c", "sdk/c/flagon.h")] {
+    for (lang, sdk_file) in [
+        ("js", "sdk/js/build.mjs"),
+        ("python", "sdk/python/build.py"),
+        ("c", "sdk/c/flagon.h"),
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let app = dir.path().join(format!("{lang}-app"));
         let app_s = app.to_str().unwrap();

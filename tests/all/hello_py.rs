@@ -370,9 +370,9 @@ async fn python_sdk_reaches_the_host_interfaces() {
     assert_eq!(v["has_client"], true);
     assert_eq!(v["identity"], false);
     assert_eq!(v["body"], json!({"n": [1, 2.5, null, true]}));
-    assert_eq!(
-        v["request_id"].as_str().map(str::len).unwrap_or(0) > 0,
-        true
+    assert!(
+        v["request_id"].as_str().is_some_and(|id| !id.is_empty()),
+        "{v}"
     );
     let r = send(
         server.addr,

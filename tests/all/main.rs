@@ -10,6 +10,7 @@ mod example;
 mod grants;
 mod harness;
 mod hello_c;
+mod hello_js;
 mod hello_py;
 mod hostile;
 mod layout;

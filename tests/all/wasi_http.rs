@@ -260,3 +260,9 @@ async fn a_componentize_py_wasi_http_component_runs_unchanged() {
     let (_dir, wasm) = build_with("../tests/wasi-http/python/build.sh");
     serves_unchanged(&wasm, "python").await;
 }
+
+#[tokio::test]
+async fn a_jco_wasi_http_component_runs_unchanged() {
+    let (_dir, wasm) = build_with("../tests/wasi-http/js/build.sh");
+    serves_unchanged(&wasm, "js").await;
+}

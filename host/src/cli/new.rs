@@ -14,6 +14,8 @@ use anyhow::{Context as _, Result, bail};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Lang {
     Rust,
+    #[value(alias = "javascript")]
+    Js,
     #[value(alias = "py")]
     Python,
     C,
@@ -56,6 +58,30 @@ const RUST_SDK: &[File] = files!("sdk/rust" => "sdk/rust/":
     "Cargo.toml",
     "src/lib.rs",
     "src/sql.rs",
+);
+
+const JS_EXAMPLE: &[File] = files!("examples/hello-js" => "":
+    ".gitignore",
+    "flagon.toml",
+    "package-lock.json",
+    "package.json",
+    "src/app.js",
+    "static/style.css",
+    "templates/base.html",
+    "templates/errors/error.html",
+    "templates/index.html",
+    "templates/login.html",
+    "tests/requests.toml",
+);
+
+const JS_SDK: &[File] = files!("sdk/js" => "sdk/js/":
+    ".gitignore",
+    "README.md",
+    "build.mjs",
+    "index.d.ts",
+    "index.js",
+    "package-lock.json",
+    "package.json",
 );
 
 const PYTHON_EXAMPLE: &[File] = files!("examples/hello-py" => "":
@@ -121,6 +147,7 @@ impl Lang {
     pub fn example(self) -> &'static str {
         match self {
             Lang::Rust => "examples/hello",
+            Lang::Js => "examples/hello-js",
             Lang::Python => "examples/hello-py",
             Lang::C => "examples/hello-c",
         }
@@ -129,6 +156,7 @@ impl Lang {
     fn files(self) -> [&'static [File]; 3] {
         match self {
             Lang::Rust => [RUST_EXAMPLE, RUST_SDK, WIT],
+            Lang::Js => [JS_EXAMPLE, JS_SDK, WIT],
             Lang::Python => [PYTHON_EXAMPLE, PYTHON_SDK, WIT],
             Lang::C => [C_EXAMPLE, C_SDK, WIT],
         }
@@ -143,7 +171,7 @@ impl Lang {
                 "# Guest crates build for wasm32-wasip2 and never share a workspace with the host.\n[workspace]\n",
                 "",
             )],
-            Lang::Python | Lang::C => &[],
+            Lang::Js | Lang::Python | Lang::C => &[],
         }
     }
 
@@ -156,6 +184,13 @@ impl Lang {
                 (
                     "release/hello.wasm".into(),
                     format!("release/{crate_name}.wasm"),
+                ),
+            ],
+            Lang::Js => vec![
+                ("name = \"hello-js\"".into(), format!("name = \"{name}\"")),
+                (
+                    "\"name\": \"hello-js\"".into(),
+                    format!("\"name\": \"{name}\""),
                 ),
             ],
             Lang::Python => vec![("name = \"hello-py\"".into(), format!("name = \"{name}\""))],
@@ -250,6 +285,8 @@ mod tests {
         let lists: &[(&str, &str, &[File])] = &[
             ("examples/hello", "", RUST_EXAMPLE),
             ("sdk/rust", "sdk/rust/", RUST_SDK),
+            ("examples/hello-js", "", JS_EXAMPLE),
+            ("sdk/js", "sdk/js/", JS_SDK),
             ("examples/hello-py", "", PYTHON_EXAMPLE),
             ("sdk/python", "sdk/python/", PYTHON_SDK),
             ("examples/hello-c", "", C_EXAMPLE),
@@ -283,7 +320,7 @@ mod tests {
 
     #[test]
     fn every_sdk_rewrite_applies() {
-        for lang in [Lang::Rust, Lang::Python, Lang::C] {
+        for lang in [Lang::Rust, Lang::Js, Lang::Python, Lang::C] {
             let [_, sdk, _] = lang.files();
             for (from, _) in lang.sdk_rewrites() {
                 assert!(
