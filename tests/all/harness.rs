@@ -362,3 +362,43 @@ impl Drop for BinServer {
         let _ = self.child.wait();
     }
 }
+
+/// The body of `r` as JSON; panics with the status and body when it is not.
+pub fn json_of(r: &Reply) -> serde_json::Value {
+    serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{e}: {} {}", r.status, r.text()))
+}
+
+/// The `name=value` of the cookie `r` sets.
+pub fn cookie_of(r: &Reply) -> String {
+    r.header("set-cookie")
+        .unwrap_or_else(|| panic!("no set-cookie: {} {}", r.status, r.text()))
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// The CSRF token of the (first) form on `page`.
+pub fn csrf_token(page: &str) -> String {
+    page.split("name=\"csrf_token\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("the page carries no CSRF token:\n{page}"))
+        .to_string()
+}
+
+/// A same-origin urlencoded form POST with `cookie`.
+pub fn post_form(path: &str, cookie: &str, body: String) -> Req {
+    Req::new("POST", path)
+        .header("cookie", cookie)
+        .header("sec-fetch-site", "same-origin")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+}
+
+/// A JSON POST.
+pub fn post_json(path: &str, body: &str) -> Req {
+    Req::new("POST", path)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+}

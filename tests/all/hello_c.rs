@@ -9,7 +9,9 @@ use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 
-use crate::harness::{BinServer, Reply, Req, TestManifest, send};
+use crate::harness::{
+    BinServer, Req, TestManifest, cookie_of, csrf_token, json_of, post_form, post_json, send,
+};
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
@@ -49,41 +51,6 @@ async fn flagon_build(dir: &'static str) -> PathBuf {
     .unwrap();
     assert!(stderr.contains("built `"), "{stderr}");
     path
-}
-
-fn json_of(r: &Reply) -> Value {
-    serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{e}: {} {}", r.status, r.text()))
-}
-
-fn cookie_of(r: &Reply) -> String {
-    r.header("set-cookie")
-        .unwrap_or_else(|| panic!("no set-cookie: {} {}", r.status, r.text()))
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string()
-}
-
-fn csrf_token(page: &str) -> String {
-    page.split("name=\"csrf_token\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or_else(|| panic!("the page carries no CSRF token:\n{page}"))
-        .to_string()
-}
-
-fn post_form(path: &str, cookie: &str, body: String) -> Req {
-    Req::new("POST", path)
-        .header("cookie", cookie)
-        .header("sec-fetch-site", "same-origin")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-}
-
-fn post_json(path: &str, body: &str) -> Req {
-    Req::new("POST", path)
-        .header("content-type", "application/json")
-        .body(body.to_string())
 }
 
 async fn serve_hello_c() -> BinServer {

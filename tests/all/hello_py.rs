@@ -9,7 +9,9 @@ use std::process::Command;
 
 use serde_json::{Value as Json, json};
 
-use crate::harness::{BinServer, Reply, Req, TestServer, send};
+use crate::harness::{
+    BinServer, Reply, Req, TestServer, cookie_of, csrf_token, json_of, post_form, send,
+};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -71,39 +73,10 @@ async fn flagon_check(dir: &Path, imports: &[&str], absent: &[&str]) {
     }
 }
 
-fn json_of(r: &Reply) -> Json {
-    serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{e}: {} {}", r.status, r.text()))
-}
-
-fn cookie_of(r: &Reply) -> String {
-    r.header("set-cookie")
-        .expect("a session cookie")
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string()
-}
-
 /// The session cookie `r` sets, or `old` when it sets none.
 fn next_cookie(r: &Reply, old: &str) -> String {
     r.header("set-cookie")
         .map_or_else(|| old.to_string(), |_| cookie_of(r))
-}
-
-fn csrf_token_in(page: &str) -> String {
-    page.split("name=\"csrf_token\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("the form carries a CSRF token")
-        .to_string()
-}
-
-fn form_post(path: &str, cookie: &str, body: String) -> Req {
-    Req::new("POST", path)
-        .header("cookie", cookie)
-        .header("sec-fetch-site", "same-origin")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
 }
 
 /// Every route of `examples/hello-py`, answered as `examples/hello` answers it
@@ -167,10 +140,10 @@ async fn hello_py_example_builds_and_serves() {
     assert_eq!(r.status, 200);
     let cookie = cookie_of(&r);
     assert!(cookie.starts_with("session="), "{cookie}");
-    let token = csrf_token_in(&r.text());
+    let token = csrf_token(&r.text());
     let r = send(
         server.addr,
-        form_post("/login", &cookie, "username=Ferris".into()),
+        post_form("/login", &cookie, "username=Ferris".into()),
     )
     .await;
     assert_eq!(
@@ -180,7 +153,7 @@ async fn hello_py_example_builds_and_serves() {
     // An empty name: back to the form with an error flash.
     let r = send(
         server.addr,
-        form_post("/login", &cookie, format!("csrf_token={token}&username=+")),
+        post_form("/login", &cookie, format!("csrf_token={token}&username=+")),
     )
     .await;
     assert_eq!(
@@ -202,10 +175,10 @@ async fn hello_py_example_builds_and_serves() {
     );
     // Taking the flash changed the session.
     let cookie = next_cookie(&r, &cookie);
-    let token = csrf_token_in(&r.text());
+    let token = csrf_token(&r.text());
     let r = send(
         server.addr,
-        form_post(
+        post_form(
             "/login",
             &cookie,
             format!("csrf_token={token}&username=Ferris"),
@@ -235,10 +208,10 @@ async fn hello_py_example_builds_and_serves() {
 
     // `/logout`: POST only, with the CSRF token; the session ends and a flash says so.
     assert_eq!(server.get("/logout").await.status, 405);
-    let token = csrf_token_in(&page);
+    let token = csrf_token(&page);
     let r = send(
         server.addr,
-        form_post("/logout", &cookie, format!("csrf_token={token}")),
+        post_form("/logout", &cookie, format!("csrf_token={token}")),
     )
     .await;
     assert_eq!(
