@@ -522,3 +522,33 @@ async fn each_app_has_data_of_its_own() {
     assert!(mine.path().join("sql/main/main.db").is_file());
     assert!(mine.path().join("kv").is_dir());
 }
+
+/// `LoadedComponent::instantiate` (what `flagon-bench` times): every component of the app,
+/// handlers and authenticators alike, gets a live instance in a store of its own without being
+/// called, under the same pool as requests; dropping the stores returns the slots.
+#[tokio::test]
+async fn components_instantiate_without_a_call() {
+    let app = load(false).await;
+    let engine = app.app().engine();
+    let mut live = Vec::new();
+    for c in app.app().components() {
+        let needs = c
+            .component()
+            .resources_required()
+            .expect("no imported modules");
+        assert!(needs.num_memories >= 1, "{} has no memory", c.id);
+        for _ in 0..3 {
+            let ctx = c.request_ctx(std::sync::Arc::from("instantiate-test"));
+            let store = c
+                .instantiate(engine, ctx)
+                .await
+                .unwrap_or_else(|e| panic!("{} instantiates: {e}", c.id));
+            live.push(store);
+        }
+    }
+    assert_eq!(live.len(), app.app().components().len() * 3);
+    drop(live);
+    // Requests are served as before.
+    let mut c = app.client();
+    assert_eq!(c.get("/home").await.status(), StatusCode::OK);
+}

@@ -32,6 +32,8 @@ pub struct LoadedComponent {
     pub role: ComponentRole,
     /// The world it exports: Flagon's, or the standard `wasi:http/proxy`.
     pub world: World,
+    /// The linked component (the typed exports below hold it too), for [`Self::instantiate`].
+    instance_pre: InstancePre<HostState>,
     exports: Exports,
 }
 
@@ -70,7 +72,7 @@ impl LoadedComponent {
         let timeout = section.limits.timeout.0;
         if world == World::WasiHttp {
             // The manifest refused a `wasi-http` component in any other role.
-            let exports = WasiHttpHandler::new(instance_pre, timeout)
+            let exports = WasiHttpHandler::new(instance_pre.clone(), timeout)
                 .map(Exports::WasiHttp)
                 .map_err(anyhow::Error::from)
                 .with_context(|| {
@@ -99,6 +101,7 @@ impl LoadedComponent {
                 caps: Arc::new(caps),
                 role,
                 world,
+                instance_pre,
                 exports,
             });
         }
@@ -118,7 +121,7 @@ impl LoadedComponent {
                 .find(|r| make(*r, instance_pre.clone()).is_ok());
             role = exported.unwrap_or(ComponentRole::Handler);
         }
-        let exports = make(role, instance_pre)
+        let exports = make(role, instance_pre.clone())
         .map_err(anyhow::Error::from)
         .with_context(|| {
             let (what, used) = match role {
@@ -146,8 +149,35 @@ impl LoadedComponent {
             caps: Arc::new(caps),
             role,
             world,
+            instance_pre,
             exports,
         })
+    }
+
+    /// The compiled component.
+    pub fn component(&self) -> &Component {
+        self.instance_pre.component()
+    }
+
+    /// A fresh instance in a `Store` of its own, under the same limits as a request's, but not
+    /// called: what instantiation alone costs (`flagon-bench` times it and the memory a live
+    /// instance holds). Dropping the `Store` returns the instance's pool slot.
+    pub async fn instantiate(
+        &self,
+        engine: &Engine,
+        ctx: RequestCtx,
+    ) -> Result<wasmtime::Store<HostState>, Failure> {
+        let mut state = HostState::new(&self.caps, ctx);
+        let timeout = std::time::Duration::from_secs(10);
+        crate::runtime::RuntimeView::runtime(&mut state)
+            .set_deadline(Some(std::time::Instant::now() + timeout));
+        let mut store = wasmtime::Store::new(engine, state);
+        crate::runtime::guard_store(&mut store);
+        self.instance_pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(crate::runtime::classify_error)?;
+        Ok(store)
     }
 
     /// A request context with no session and no headers, for calling the component directly

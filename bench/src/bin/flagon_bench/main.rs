@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod languages;
+
 struct Options {
     rounds: usize,
     duration: u64,
@@ -25,6 +27,8 @@ struct Options {
     scaling: bool,
     soak: Option<u64>,
     out: Option<PathBuf>,
+    /// Run only this section: `main` (the tables above the language rows) or `languages`.
+    only: Option<String>,
 }
 
 fn parse_args() -> Options {
@@ -35,6 +39,7 @@ fn parse_args() -> Options {
         scaling: false,
         soak: None,
         out: None,
+        only: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -55,6 +60,10 @@ fn parse_args() -> Options {
             "--scaling" => o.scaling = true,
             "--soak" => o.soak = Some(value().parse().unwrap_or_else(|_| usage("bad --soak"))),
             "--out" => o.out = Some(PathBuf::from(value())),
+            "--only" => match value().as_str() {
+                v @ ("main" | "languages") => o.only = Some(v.to_string()),
+                _ => usage("--only takes `main` or `languages`"),
+            },
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument `{other}`")),
         }
@@ -67,7 +76,7 @@ fn usage(msg: &str) -> ! {
         eprintln!("error: {msg}");
     }
     eprintln!(
-        "usage: flagon-bench [--rounds N] [--duration SECS] [--connections N] [--scaling] [--soak SECS] [--out FILE]"
+        "usage: flagon-bench [--rounds N] [--duration SECS] [--connections N] [--scaling] [--soak SECS] [--only main|languages] [--out FILE]"
     );
     std::process::exit(2)
 }
@@ -98,6 +107,16 @@ fn main() {
         "wrk -t2 -c{} -d{}s, {} interleaved rounds, medians. Server CPU is user+system time of the server process divided by requests served.\n",
         o.connections, o.duration, o.rounds
     );
+
+    if o.only.as_deref() == Some("languages") {
+        let _ = writeln!(
+            report,
+            "{}",
+            languages::section(&o, &repo, &bins, &work, &wasm)
+        );
+        finish(&o, &report, &work);
+        return;
+    }
 
     // Warm the compile cache so Flagon starts from precompiled components, as in production
     // (the database app too: compiling the SQLite adapter at start would show in its peak RSS).
@@ -355,12 +374,23 @@ fn main() {
 
     drop(servers);
     drop(postgres);
+    if o.only.is_none() {
+        let _ = writeln!(
+            report,
+            "{}",
+            languages::section(&o, &repo, &bins, &work, &wasm)
+        );
+    }
+    finish(&o, &report, &work);
+}
+
+fn finish(o: &Options, report: &str, work: &Path) {
     print!("{report}");
-    if let Some(out) = o.out {
-        std::fs::write(&out, &report).unwrap();
+    if let Some(out) = &o.out {
+        std::fs::write(out, report).unwrap();
         eprintln!("report written to {}", out.display());
     }
-    let _ = std::fs::remove_dir_all(&work);
+    let _ = std::fs::remove_dir_all(work);
 }
 
 /// Hello without keep-alive (a new TCP connection per request) and with HTTP/1 pipelining
@@ -506,7 +536,7 @@ name = "host"
     std::fs::create_dir_all(work.join("templates")).unwrap();
     std::fs::write(
         work.join("templates/page.html"),
-        include_str!("../../page/page.html"),
+        include_str!("../../../page/page.html"),
     )
     .unwrap();
     let path = work.join("flagon.toml");
@@ -600,7 +630,7 @@ fn write_db_app(dir: &Path, wasm: &Path) -> PathBuf {
     std::fs::create_dir_all(dir.join("migrations")).unwrap();
     std::fs::write(
         dir.join("templates/page.html"),
-        include_str!("../../page/page.html"),
+        include_str!("../../../page/page.html"),
     )
     .unwrap();
     std::fs::write(dir.join("migrations/0001_items.sql"), db::seed_sql()).unwrap();
@@ -746,7 +776,7 @@ impl Drop for Postgres {
 /// Only the seed is used here; the rest is for the servers.
 #[allow(dead_code)]
 mod db {
-    include!("../../page/db.rs");
+    include!("../../../page/db.rs");
 }
 
 fn cmd(bin: &Path) -> Command {
@@ -798,7 +828,8 @@ impl Server {
             addr,
             child,
         };
-        let deadline = Instant::now() + Duration::from_secs(60);
+        // A start that compiles a large component (a Python one) takes a while.
+        let deadline = Instant::now() + Duration::from_secs(300);
         while TcpStream::connect(addr).is_err() {
             assert!(
                 Instant::now() < deadline,
@@ -828,9 +859,12 @@ impl Server {
     /// `extra` goes to wrk as is (a header, a Lua script).
     fn load_with(&self, path: &str, connections: u32, secs: u64, extra: &str) -> Run {
         let before = self.cpu_ticks();
+        let faults_before = proc_minor_faults(self.child.id());
         let out = wrk(self.addr, path, connections, secs, secs + 5, extra);
         let after = self.cpu_ticks();
+        let faults = proc_minor_faults(self.child.id()) - faults_before;
         let mut run = parse_wrk(&out);
+        run.faults = faults as f64 / run.requests.max(1) as f64;
         let ticks_per_sec = 100.0; // USER_HZ on Linux
         run.cpu_us = (after - before) as f64 / ticks_per_sec * 1e6 / run.requests.max(1) as f64;
         run
@@ -870,6 +904,9 @@ struct Run {
     p50_ms: f64,
     p99_ms: f64,
     cpu_us: f64,
+    /// Minor page faults of the server process per request (copy-on-write and first-touch
+    /// faults of guest memory, mostly).
+    faults: f64,
     requests: u64,
 }
 
@@ -885,6 +922,7 @@ impl Run {
             p50_ms: med(|r| r.p50_ms),
             p99_ms: med(|r| r.p99_ms),
             cpu_us: med(|r| r.cpu_us),
+            faults: med(|r| r.faults),
             requests: 0,
         }
     }
@@ -930,6 +968,17 @@ fn proc_cpu_ticks(pid: u32) -> u64 {
     let f: Vec<&str> = after.split_whitespace().collect();
     let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     num(11) + num(12)
+}
+
+fn proc_minor_faults(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // `minflt` is field 10; fields after the `(comm)` start at field 3.
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    after
+        .split_whitespace()
+        .nth(7)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 fn proc_status_kib(pid: u32, key: &str) -> u64 {
