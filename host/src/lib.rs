@@ -13,16 +13,21 @@
 //! - [`manifest`]: the `flagon.toml` schema, one module per section.
 //! - [`cli`]: one module per command.
 //! - [`plugins`]: the first-party plugins embedded in the host (a leaf).
+//! - [`signature`]: signed components: signing, and the check at load (a leaf over `plugins`).
 //! - [`testing`]: a test client for app authors: load an app, send it requests without a socket.
 //! - [`text`]: the escaping every log line quoting untrusted text goes through (a leaf).
+//! - [`metrics`]: the process-wide Prometheus registry and the handles that count into it (a
+//!   leaf).
 
 pub mod app;
 pub mod capabilities;
 pub mod cli;
 pub mod http;
 pub mod manifest;
+pub mod metrics;
 pub mod plugins;
 pub mod runtime;
+pub mod signature;
 pub mod testing;
 pub mod text;
 pub mod web;

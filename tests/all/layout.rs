@@ -6,18 +6,43 @@ use std::path::{Path, PathBuf};
 
 /// Which folders each folder may import: what its arrows in the picture reach. `runtime` and
 /// `manifest` import no other folder but the leaf `text`.
-/// `text` (log escaping) and `plugins` (the embedded plugins' bytes) are leaves every folder
-/// may use.
+/// `text` (log escaping), `plugins` (the embedded plugins' bytes) and `metrics` (the process-wide
+/// registry, a file beside `lib.rs`) are leaves every folder may use; so is `signature` (signed
+/// components), which uses `text` and `plugins`.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("text", &[]),
     ("plugins", &[]),
-    ("manifest", &["text", "plugins"]),
-    ("runtime", &["text", "plugins"]),
-    ("http", &["manifest", "text", "plugins"]),
-    ("web", &["http", "manifest", "text", "plugins"]),
+    ("metrics", &[]),
+    ("signature", &["text", "plugins"]),
+    ("manifest", &["text", "metrics", "plugins", "signature"]),
+    ("runtime", &["text", "metrics", "plugins", "signature"]),
+    (
+        "http",
+        &["manifest", "text", "metrics", "plugins", "signature"],
+    ),
+    (
+        "web",
+        &[
+            "http",
+            "manifest",
+            "text",
+            "metrics",
+            "plugins",
+            "signature",
+        ],
+    ),
     (
         "capabilities",
-        &["runtime", "web", "http", "manifest", "text", "plugins"],
+        &[
+            "runtime",
+            "web",
+            "http",
+            "manifest",
+            "text",
+            "metrics",
+            "plugins",
+            "signature",
+        ],
     ),
     (
         "app",
@@ -28,7 +53,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "http",
             "manifest",
             "text",
+            "metrics",
             "plugins",
+            "signature",
         ],
     ),
     (
@@ -43,7 +70,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "http",
             "manifest",
             "text",
+            "metrics",
             "plugins",
+            "signature",
         ],
     ),
 ];

@@ -1,6 +1,7 @@
 //! Integration tests: real HTTP over a socket to a real host serving real components built from
 //! `tests/programs` (see `tests/artifacts/build.rs`).
 
+mod admin;
 mod auth;
 mod auth_jwt;
 mod auth_plugins;
@@ -18,7 +19,11 @@ mod limits;
 mod middleware_plugins;
 mod plugins;
 mod postgres;
+mod reload;
+mod request_context;
 mod routing;
+mod scaleout;
+mod signing;
 mod sql;
 mod testing;
 mod todo;

@@ -17,6 +17,7 @@ use crate::runtime::{
     AuthOutcome, Authenticator, Failure, Handler, Middleware, MiddlewareInstance, Origin,
     WasiHttpHandler,
 };
+use crate::signature;
 
 /// A component ready to serve requests.
 pub struct LoadedComponent {
@@ -61,6 +62,7 @@ impl LoadedComponent {
             origin,
             imports,
             world,
+            ..
         } = compile_and_check(engine, manifest, id, section, &source, cache_dir)?;
         let caps = capabilities::configure(app, setup)
             .with_context(|| format!("failed to configure component `{id}`"))?;
@@ -316,10 +318,12 @@ pub struct Checked {
     pub imports: Vec<ImportReport>,
     /// The world it exports (`world` in its table, or what it was found to export).
     pub world: World,
+    /// What the signature check found (`[app] require_signatures`, `trusted_keys`).
+    pub signature: signature::Verdict,
 }
 
-/// Compile (or load from the cache) and check the imports against the grants; used by
-/// [`LoadedComponent::load`] and by `flagon check`.
+/// Check the signature, compile (or load from the cache) and check the imports against the
+/// grants; used by [`LoadedComponent::load`] and by `flagon check`.
 pub fn compile_and_check(
     engine: &Engine,
     manifest: &Manifest,
@@ -339,6 +343,17 @@ pub fn compile_and_check(
             manifest.file.display()
         )
     })?;
+    // On the bytes just read, which are the ones compiled: nothing can change in between.
+    let subject = match source {
+        WasmSource::File(path) => signature::Subject::File(path),
+        WasmSource::Embedded(plugin) => signature::Subject::Embedded(plugin),
+    };
+    let place = signature::Place {
+        table: &format!("components.{id}"),
+        id,
+        manifest: &manifest.file,
+    };
+    let signature = signature::check(&manifest.signature_policy(), subject, &wasm, place)?;
     let (component, origin) = engine::load_component(engine, &wasm, cache_dir)
         .with_context(|| format!("`{source}` is not a valid Wasm component (component `{id}`)"))?;
     let world = capabilities::world_of(engine, &component, section);
@@ -362,5 +377,6 @@ pub fn compile_and_check(
         origin,
         imports,
         world,
+        signature,
     })
 }

@@ -166,7 +166,9 @@ impl App {
         for &a in &route.authenticators {
             let component = &self.components[a];
             let session = session.filter(|_| component.session).cloned();
-            let ctx = RequestCtx::new(id.shared(), session, headers).read_only();
+            let ctx = RequestCtx::new(id.shared(), session, headers)
+                .traced(id.trace())
+                .read_only();
             let guest = &component.id;
             match component.authenticate(self.engine(), head, ctx).await {
                 Ok(Ok(None)) => continue,
@@ -302,6 +304,7 @@ impl App {
         let session = session.filter(|_| guest.session).cloned();
         let identity = head.identity.clone().map(Arc::new);
         let ctx = RequestCtx::new(id.shared(), session, headers)
+            .traced(id.trace())
             .read_only()
             .with_identity(identity);
         // Only the fields its entry names, and only to this middleware.

@@ -3,8 +3,10 @@
 //!
 //! The top of the host: it uses every other folder but `cli`, and nothing below imports it.
 
+mod admin;
 pub mod component;
 mod guard;
+mod live;
 mod pipeline;
 mod response;
 
@@ -23,7 +25,9 @@ use crate::http::{Body, Service};
 use crate::manifest::{Manifest, ServerSection};
 use crate::runtime::{EngineSettings, FlagonEngine, Origin};
 use crate::web::Web;
+pub use admin::AdminServer;
 pub use component::LoadedComponent;
+pub use live::Live;
 
 /// Where precompiled components are cached.
 #[derive(Debug, Clone, Default)]
@@ -83,7 +87,11 @@ pub struct App {
     caps: Arc<AppCaps>,
     server: ServerSection,
     name: String,
-    engine: FlagonEngine,
+    /// Each route's label in `/metrics` (its name, else its pattern), by route index.
+    route_labels: Box<[crate::metrics::RouteLabel]>,
+    /// Shared with the app loaded after this one on reload, when its limits are the same.
+    engine: Arc<FlagonEngine>,
+    engine_settings: EngineSettings,
 }
 
 impl App {
@@ -91,18 +99,41 @@ impl App {
     /// web layer (templates, static mounts, session keys) and the capabilities' app-wide
     /// state (key-value stores, the outbound client).
     pub async fn load(manifest: &Manifest, options: &LoadOptions) -> Result<Self> {
+        Self::load_beside(manifest, options, None).await
+    }
+
+    /// Load `manifest` beside `running`, the app being served, for a reload: the engine is
+    /// shared when the limits it was sized by are unchanged, and key-value stores and database
+    /// pools whose settings did not change are kept, with their connections. `running` goes on
+    /// serving meanwhile; an error leaves it as it was.
+    pub async fn reload(manifest: &Manifest, options: &LoadOptions, running: &App) -> Result<Self> {
+        Self::load_beside(manifest, options, Some(running)).await
+    }
+
+    async fn load_beside(
+        manifest: &Manifest,
+        options: &LoadOptions,
+        running: Option<&App>,
+    ) -> Result<Self> {
         let mut variables = manifest.resolve_variables_for(options.env_lookup()?, options.dev)?;
         // A database given by a URL in a variable (`url_variable`) is filled in from it here.
         let filled = manifest.with_database_urls(&mut variables)?;
         let manifest = filled.as_ref().unwrap_or(manifest);
-        let engine = FlagonEngine::new(&EngineSettings {
+        let engine_settings = EngineSettings {
             max_instances: manifest
                 .server
                 .max_instances
                 .saturating_mul(manifest.instances_per_request())
-                .saturating_add(manifest.adapter_instances()),
+                // Twice the adapters: on reload, a database whose settings changed has a new
+                // pool while the old one serves the requests still running on the old app.
+                .saturating_add(manifest.adapter_instances().saturating_mul(2)),
             max_memory: manifest.max_component_memory(),
-        })?;
+        };
+        let engine = match running {
+            Some(old) if old.engine_settings == engine_settings => old.engine.clone(),
+            _ => Arc::new(FlagonEngine::new(&engine_settings)?),
+        };
+        let same_engine = running.is_some_and(|old| Arc::ptr_eq(&old.engine, &engine));
         let mut linker = Linker::<HostState>::new(&engine.engine);
         capabilities::link(&mut linker)
             .map_err(anyhow::Error::from)
@@ -122,6 +153,8 @@ impl App {
             engine: &engine.engine,
             cache_dir: cache_dir.as_deref(),
             migrate: !options.skip_migrations,
+            previous: running.map(|old| &*old.caps),
+            same_engine,
         })
         .await?;
         let mut components = Vec::with_capacity(manifest.components.len());
@@ -155,6 +188,12 @@ impl App {
             components.push(loaded);
         }
         let router = Router::new(manifest)?;
+        let route_labels = manifest
+            .routes
+            .iter()
+            .map(|r| crate::metrics::RouteLabel::route(r.name.as_deref().unwrap_or(&r.path)))
+            .collect();
+        crate::metrics::loaded();
         Ok(Self {
             components,
             router,
@@ -164,7 +203,9 @@ impl App {
             caps,
             server: manifest.server.clone(),
             name: manifest.app.name.clone(),
+            route_labels,
             engine,
+            engine_settings,
         })
     }
 

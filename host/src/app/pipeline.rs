@@ -28,7 +28,9 @@ use crate::http::body::{self, BodyError};
 use crate::http::forms::{self, FormField, FormKind, FormLimits};
 use crate::http::request_id::RequestId;
 use crate::http::router::{Match, Route};
+use crate::http::trace::Trace;
 use crate::manifest::World;
+use crate::metrics::RouteLabel;
 use crate::runtime::Failure;
 use crate::runtime::bindings::{self, Identity, RequestHead, Response as GuestResponse};
 use crate::text::log_safe;
@@ -40,6 +42,14 @@ use crate::web::{csrf, errors};
 type HttpResponse = http::Response<Body>;
 /// A step's outcome: go on with `T`, or answer now.
 type Step<T> = Result<T, HttpResponse>;
+
+/// What answered a request, for its metrics: a route (by index), a static mount, or nothing.
+#[derive(Clone, Copy)]
+enum Matched {
+    Nothing,
+    Static,
+    Route(usize),
+}
 
 /// The route a request matched.
 struct Routed<'a> {
@@ -95,12 +105,19 @@ impl App {
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         let started = Instant::now();
-        let request_id = RequestId::new();
+        // A trusted proxy's `X-Request-Id` is kept, so its log and ours share the id.
+        let from_proxy = self.web.hosts.trusted(client.ip());
+        let request_id =
+            RequestId::from_proxy(req.headers(), from_proxy).with_trace(Trace::of(req.headers()));
         let method = req.method().clone();
         // A `Uri` clone shares its bytes; kept for the access log only.
         let uri = req.uri().clone();
         let json = errors::wants_json(req.headers());
-        let mut response = match self.dispatch(req, client, &request_id, json).await {
+        let mut matched = Matched::Nothing;
+        let mut response = match self
+            .dispatch(req, client, &request_id, json, &mut matched)
+            .await
+        {
             Ok(r) | Err(r) => r,
         };
         errors::negotiate(&mut response, json);
@@ -113,11 +130,22 @@ impl App {
         tracing::info!(
             target: "flagon::access",
             request_id = %request_id,
+            trace_id = %request_id.trace_id(),
             client = %client,
             method = %method,
             path = uri.path(),
             status = response.status().as_u16(),
             micros = started.elapsed().as_micros() as u64,
+        );
+        crate::metrics::http_request(
+            match matched {
+                Matched::Nothing => &RouteLabel::None,
+                Matched::Static => &RouteLabel::Static,
+                Matched::Route(i) => &self.route_labels[i],
+            },
+            &method,
+            response.status().as_u16(),
+            started.elapsed(),
         );
         response
     }
@@ -129,6 +157,7 @@ impl App {
         client: SocketAddr,
         id: &RequestId,
         json: bool,
+        matched: &mut Matched,
     ) -> Step<HttpResponse>
     where
         B: hyper::body::Body<Data = Bytes>,
@@ -136,14 +165,20 @@ impl App {
     {
         let (parts, body) = req.into_parts();
         let peer = self.check_host(&parts, client, id)?;
-        self.serve_static(&parts, id).await?;
+        self.serve_static(&parts, id)
+            .await
+            .inspect_err(|_| *matched = Matched::Static)?;
         let Routed {
             route,
             params,
             head_from_get,
         } = match self.route(&parts, id)? {
-            Target::Route(routed) => routed,
+            Target::Route(routed) => {
+                *matched = Matched::Route(routed.route.index);
+                routed
+            }
             Target::Options { allow, route } => {
+                *matched = Matched::Route(route.index);
                 return Ok(self.options(&parts, route, allow, &peer, id).await);
             }
         };
@@ -276,8 +311,9 @@ impl App {
         // The handler gets the session only if it was granted it (the authenticators may
         // have loaded it for themselves).
         let handler_session = session.filter(|_| component.session).cloned();
-        let ctx =
-            RequestCtx::new(id.shared(), handler_session, &parts.headers).with_identity(identity);
+        let ctx = RequestCtx::new(id.shared(), handler_session, &parts.headers)
+            .traced(id.trace())
+            .with_identity(identity);
         let (outcome, finished) = if wasi_http {
             let request = proxy_request(parts, body, peer);
             let https = peer.scheme == "https";

@@ -41,6 +41,7 @@ use http::{HeaderName, HeaderValue};
 use wasmtime::Engine;
 use wasmtime::component::{Component, HasData, Linker};
 
+use crate::http::trace::Trace;
 use crate::manifest::{ComponentSection, Manifest, Variable, World};
 use crate::runtime::bindings::Identity;
 use crate::runtime::guest_log::{GuestLog, Redactor};
@@ -63,6 +64,11 @@ pub struct AppSetup<'a> {
     pub cache_dir: Option<&'a std::path::Path>,
     /// Apply pending database migrations (`flagon migrate --status` loads without).
     pub migrate: bool,
+    /// On reload, the running app's state: stores and database pools whose settings did not
+    /// change are kept rather than opened again.
+    pub previous: Option<&'a AppCaps>,
+    /// The app is loaded on the same engine as `previous` (its pools' instances can be kept).
+    pub same_engine: bool,
 }
 
 /// What a capability sees of one component when it is configured.
@@ -166,7 +172,7 @@ impl HostState {
     /// The state for one request to `component`.
     pub fn new(component: &Arc<ComponentCaps>, request: RequestCtx) -> Self {
         Self {
-            runtime: RuntimeCtx::new(component.memory),
+            runtime: RuntimeCtx::new(component.memory).with_metrics(component.metrics.clone()),
             instance: prepare_all(component),
             request,
             component: component.clone(),
@@ -221,6 +227,8 @@ pub struct RequestCtx {
     /// Built from `credential_headers` on the first log line (most requests never log, so
     /// the request path does not pay for it).
     log: Option<GuestLog>,
+    /// The request's trace context, continued in its outbound requests.
+    pub trace: Option<Arc<Trace>>,
 }
 
 impl RequestCtx {
@@ -238,12 +246,19 @@ impl RequestCtx {
             identity: None,
             credential_headers: log::credential_headers(headers),
             log: None,
+            trace: None,
         }
     }
 
     /// The same request seen by an authenticator or middleware: the session read-only.
     pub fn read_only(mut self) -> Self {
         self.session_read_only = true;
+        self
+    }
+
+    /// With the request's trace context, continued in what the guest sends out.
+    pub fn traced(mut self, trace: Option<&Arc<Trace>>) -> Self {
+        self.trace = trace.cloned();
         self
     }
 
@@ -476,6 +491,8 @@ macro_rules! registry {
             pub id: Arc<str>,
             /// Most linear memory per instance, in bytes.
             pub memory: usize,
+            /// Its instances, calls and failures in `/metrics`.
+            pub metrics: Arc<crate::metrics::Guest>,
             /// Values of the app's secret variables, redacted from everything the guest logs.
             pub secrets: Arc<[String]>,
             $(pub $field: <$cap as Capability>::Component,)*
@@ -524,6 +541,7 @@ macro_rules! registry {
             Ok(ComponentCaps {
                 id: component.id.into(),
                 memory,
+                metrics: crate::metrics::Guest::new(component.id),
                 secrets,
                 $($field: <$cap as Capability>::configure(&app.$field, component)?,)*
                 app,

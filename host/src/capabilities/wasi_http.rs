@@ -21,7 +21,9 @@ use wasmtime_wasi_http::{
 };
 
 use super::outbound::client::{OutboundError, OutboundPolicy, OutboundRequest};
+use super::outbound::propagate;
 use super::{AppSetup, Capability, ComponentCaps, ComponentSetup, HostState};
+use crate::http::trace::Trace;
 use crate::manifest::ComponentSection;
 use crate::text::log_safe;
 
@@ -88,6 +90,7 @@ impl WasiHttpView for HostState {
                 hooks: Hooks {
                     component: component.clone(),
                     request_id: request.request_id.clone(),
+                    trace: request.trace.clone(),
                 },
             })
         });
@@ -103,6 +106,7 @@ impl WasiHttpView for HostState {
 struct Hooks {
     component: Arc<ComponentCaps>,
     request_id: Arc<str>,
+    trace: Option<Arc<Trace>>,
 }
 
 type Sent = Result<
@@ -127,6 +131,7 @@ impl WasiHttpHooks for Hooks {
     ) -> Box<dyn Future<Output = Sent> + Send> {
         let component = self.component.clone();
         let request_id = self.request_id.clone();
+        let trace = self.trace.clone();
         Box::new(async move {
             let policy = component.wasi_http.as_ref();
             let (Some(policy), Some(client)) = (policy, component.app.outbound.as_ref()) else {
@@ -153,6 +158,7 @@ impl WasiHttpHooks for Hooks {
                 })?;
                 headers.push((name.as_str().to_string(), value.to_string()));
             }
+            propagate(&mut headers, &request_id, trace.as_deref());
             let req = OutboundRequest {
                 method: parts.method,
                 url: parts.uri.to_string(),

@@ -6,7 +6,9 @@ mod migrate;
 mod new;
 mod routes;
 mod serve;
+mod sign;
 mod test;
+mod watch;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,9 +40,19 @@ pub enum Command {
         /// Listen on this address instead of `[server] listen`. Example: 0.0.0.0:8080
         #[arg(long, env = "FLAGON_LISTEN")]
         listen: Option<SocketAddr>,
+        /// Serve `/healthz`, `/readyz` and `/metrics` on this address instead of `[admin]
+        /// listen` (without either, there is no admin listener). Keep it on loopback or a
+        /// private network; never the public port. Example: 127.0.0.1:9464
+        #[arg(long, env = "FLAGON_ADMIN_LISTEN", value_name = "ADDR")]
+        admin_listen: Option<SocketAddr>,
         /// Run every component's build command first.
         #[arg(long)]
         build: bool,
+        /// Development: watch the app's files; rebuild a component whose sources change (if it
+        /// has a `build` command), and reload the app when the manifest, a template, a
+        /// migration or a component changes. A reload that fails keeps the running app.
+        #[arg(long)]
+        watch: bool,
         /// Do not use or write the precompiled-component cache.
         #[arg(long)]
         no_cache: bool,
@@ -116,6 +128,51 @@ pub enum Command {
         #[arg(default_value = ".")]
         app: PathBuf,
     },
+    /// Make an Ed25519 signing key: the private key (PKCS#8 PEM) goes to a new file of mode
+    /// 0600, and the public key, for `[app] trusted_keys`, is printed as `ed25519:<base64>`.
+    Keygen {
+        /// The private key file to create; an existing file is never overwritten. Keep it out
+        /// of the app's repository.
+        #[arg(long, value_name = "PATH")]
+        out: PathBuf,
+    },
+    /// Sign components: write `<file>.sig` beside each `.wasm`, an Ed25519 signature over its
+    /// SHA-256 and its id, for `[app] require_signatures`.
+    Sign {
+        /// The private key file (`flagon keygen --out`).
+        #[arg(
+            long,
+            value_name = "PATH",
+            required_unless_present = "key_env",
+            conflicts_with = "key_env"
+        )]
+        key: Option<PathBuf>,
+        /// The name of an environment variable holding the private key (PEM, or the PKCS#8 DER
+        /// in base64), for CI secrets.
+        #[arg(long, value_name = "VAR")]
+        key_env: Option<String>,
+        /// The id to sign as (default: the file's name without `.wasm`). At load, a component
+        /// must be signed as its `[components.<id>]` id or as its file's name.
+        #[arg(long)]
+        id: Option<String>,
+        /// The `.wasm` files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Check the `<file>.sig` beside each `.wasm`: its SHA-256, its Ed25519 signature, its id,
+    /// and that its key is one of `--key`.
+    Verify {
+        /// A trusted public key, `ed25519:<base64>`, or a file holding one (`.pub`); repeat for
+        /// more.
+        #[arg(long, value_name = "KEY|PATH", required = true)]
+        key: Vec<String>,
+        /// The id it must be signed as (default: the file's name without `.wasm`).
+        #[arg(long)]
+        id: Option<String>,
+        /// The `.wasm` files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -123,14 +180,18 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Serve {
             app,
             listen,
+            admin_listen,
             build,
+            watch,
             no_cache,
             env_file,
             dev,
         } => serve::serve(
             &app,
             listen,
+            admin_listen,
             build,
+            watch,
             LoadOptions {
                 cache: if no_cache {
                     CacheDir::Disabled
@@ -181,5 +242,13 @@ pub fn run(cli: Cli) -> Result<()> {
             test::test(&app)
         }
         Command::Routes { app } => routes::routes(&app),
+        Command::Keygen { out } => sign::keygen(&out),
+        Command::Sign {
+            key,
+            key_env,
+            id,
+            files,
+        } => sign::sign(key.as_deref(), key_env.as_deref(), id.as_deref(), &files),
+        Command::Verify { key, id, files } => sign::verify(&key, id.as_deref(), &files),
     }
 }

@@ -1,14 +1,24 @@
-//! `flagon serve`: load the app and serve it until SIGINT or SIGTERM.
+//! `flagon serve`: load the app and serve it until SIGINT or SIGTERM; reload it on SIGHUP, and
+//! with `--watch` when its files change.
+//!
+//! A reload loads the new app beside the running one ([`App::reload`]) and swaps it in whole
+//! ([`Live::swap`]): requests in flight finish on the old app, and an app that fails to load
+//! (a bad manifest, a component that does not build or link) leaves the old one serving, with
+//! the error logged.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
+use tokio::sync::mpsc;
 
-use crate::app::{App, LoadOptions};
+use super::watch::{Plan, Watch};
+
+use crate::app::{App, Live, LoadOptions};
 use crate::http::{Server, shutdown_signal};
 use crate::manifest::Manifest;
+use crate::text::log_safe;
 
 /// In development mode, the app's `.env` file (beside the manifest) supplies unset variables,
 /// unless `--env-file` names another.
@@ -23,7 +33,9 @@ pub(super) fn read_dotenv(manifest: &Manifest, options: &mut LoadOptions) {
 pub(super) fn serve(
     path: &Path,
     listen: Option<SocketAddr>,
+    admin: Option<SocketAddr>,
     build: bool,
+    watch: bool,
     mut options: LoadOptions,
 ) -> Result<()> {
     let manifest = Manifest::load(path)?;
@@ -44,8 +56,9 @@ pub(super) fn serve(
     runtime.block_on(async move {
         let started = std::time::Instant::now();
         let app = Arc::new(App::load(&manifest, &options).await?);
+        let live = Arc::new(Live::new(app.clone()));
         let addr = listen.unwrap_or(manifest.server.listen);
-        let server = Server::bind(app.clone(), addr).await?;
+        let server = Server::bind(live.clone(), addr).await?;
         tracing::info!(
             app = app.name(),
             components = app.components().len(),
@@ -54,8 +67,170 @@ pub(super) fn serve(
             "listening on http://{}",
             server.local_addr()
         );
-        server.run(shutdown_signal()).await?;
+        drop(app);
+        // Health, readiness and metrics on a listener of their own (`[admin]`,
+        // `--admin-listen`); it outlives the public one's drain, so `/readyz` says `draining`.
+        let admin = match admin.or(manifest.admin.as_ref().map(|a| a.listen)) {
+            Some(addr) => {
+                Some(crate::app::AdminServer::start(live.clone(), addr, server.local_addr()).await?)
+            }
+            None => None,
+        };
+        let watcher = if watch {
+            let (watcher, changes) = Watch::start(&manifest.dir)?;
+            tracing::info!("watching `{}` for changes", manifest.dir.display());
+            Some((watcher, changes))
+        } else {
+            None
+        };
+        let reloads = tokio::spawn(reload_on_demand(
+            live.clone(),
+            path.to_path_buf(),
+            options,
+            watcher.map(|(w, changes)| (w, changes, Plan::new(&manifest))),
+        ));
+        let draining = live.clone();
+        server
+            .run(async move {
+                shutdown_signal().await;
+                draining.start_draining();
+            })
+            .await?;
+        if let Some(admin) = admin {
+            admin.stop().await;
+        }
+        reloads.abort();
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// Reload on SIGHUP, and on changes to the app's files when watching; one reload at a time.
+async fn reload_on_demand(
+    live: Arc<Live>,
+    path: PathBuf,
+    options: LoadOptions,
+    mut watch: Option<(Watch, mpsc::UnboundedReceiver<Vec<PathBuf>>, Plan)>,
+) {
+    #[cfg(unix)]
+    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!("cannot handle SIGHUP, so it will not reload the app: {e}");
+            None
+        }
+    };
+    loop {
+        #[cfg(unix)]
+        let hup = async {
+            match &mut hangup {
+                Some(s) => s.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hup = std::future::pending::<Option<()>>();
+        let changed = async {
+            match &mut watch {
+                Some((_, changes, _)) => changes.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = hup => {
+                tracing::info!("received SIGHUP: reloading");
+                reload(&live, &path, &options).await;
+            }
+            Some(paths) = changed => {
+                let Some((_, _, plan)) = &watch else { continue };
+                let change = plan.classify(paths.iter().map(PathBuf::as_path));
+                if !change.reload {
+                    continue;
+                }
+                if !change.rebuild.is_empty() && !rebuild(&path, &change.rebuild).await {
+                    continue;
+                }
+                tracing::info!("files changed: reloading");
+                if reload(&live, &path, &options).await
+                    && let Ok(manifest) = Manifest::load(&path)
+                    && let Some((_, _, plan)) = &mut watch
+                {
+                    // The manifest may have moved templates, sources or stores.
+                    *plan = Plan::new(&manifest);
+                }
+            }
+        }
+    }
+}
+
+/// Run the build commands of `components`; false (with the error logged) if one failed.
+async fn rebuild(path: &Path, components: &std::collections::BTreeSet<String>) -> bool {
+    let path = path.to_path_buf();
+    let components = components.clone();
+    let built = tokio::task::spawn_blocking(move || {
+        let manifest = Manifest::load(&path)?;
+        for id in &components {
+            if manifest.components.contains_key(id) {
+                super::build::build_components(&manifest, Some(id))?;
+            }
+        }
+        anyhow::Ok(())
+    })
+    .await;
+    match built {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::error!(
+                "rebuild failed; still serving the previous app: {}",
+                log_safe(&format!("{e:#}"))
+            );
+            false
+        }
+        Err(e) => {
+            tracing::error!("rebuild failed; still serving the previous app: {e}");
+            false
+        }
+    }
+}
+
+/// Load the app again beside the running one and swap it in. False (with the error logged,
+/// and the running app left serving) if the new one does not load.
+async fn reload(live: &Live, path: &Path, options: &LoadOptions) -> bool {
+    let started = std::time::Instant::now();
+    let running = live.current();
+    let loaded = async {
+        let manifest = Manifest::load(path)?;
+        if manifest.server.listen != running.server_settings().listen {
+            tracing::warn!(
+                "`[server] listen` changed; the listener keeps its address until a restart"
+            );
+        }
+        App::reload(&manifest, options, &running).await
+    }
+    .await;
+    drop(running);
+    match loaded {
+        Ok(app) => {
+            let app = Arc::new(app);
+            tracing::info!(
+                app = app.name(),
+                components = app.components().len(),
+                routes = app.router().routes().len(),
+                millis = started.elapsed().as_millis() as u64,
+                "reloaded"
+            );
+            // The old app is dropped when the last request running on it ends.
+            drop(live.swap(app));
+            crate::metrics::reloaded(true);
+            true
+        }
+        Err(e) => {
+            tracing::error!(
+                "reload failed; still serving the previous app: {}",
+                log_safe(&format!("{e:#}"))
+            );
+            crate::metrics::reloaded(false);
+            false
+        }
+    }
 }

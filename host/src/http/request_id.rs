@@ -12,6 +12,8 @@ use std::sync::{Arc, OnceLock};
 use http::HeaderValue;
 use ring::rand::{SecureRandom, SystemRandom};
 
+use super::trace::Trace;
+
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 static KEY: OnceLock<u64> = OnceLock::new();
 
@@ -33,13 +35,67 @@ fn splitmix64(mut z: u64) -> u64 {
 }
 
 #[derive(Clone)]
-pub struct RequestId(Arc<str>);
+pub struct RequestId(Arc<str>, Option<Arc<Trace>>);
+
+/// `n` through the keyed bijection: distinct inputs give distinct outputs.
+pub(super) fn mix(n: u64) -> u64 {
+    splitmix64(n.wrapping_add(key()))
+}
+
+/// Longest request id taken from a proxy's `X-Request-Id`.
+const MAX_FORWARDED: usize = 128;
 
 impl RequestId {
     pub fn new() -> Self {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let id = splitmix64(n.wrapping_add(key()));
-        Self(hex(&id.to_be_bytes()).into())
+        Self(hex(&mix(n).to_be_bytes()).into(), None)
+    }
+
+    /// The id a trusted proxy gave the request in `X-Request-Id`, so that its log lines and
+    /// ours share one id; else (no header, a client that is not a trusted proxy, or a value
+    /// that is empty, too long or holds characters outside `A-Z a-z 0-9 - _ . : + / =`) a new
+    /// one. The characters allowed cannot break a log line or a header.
+    pub fn from_proxy(headers: &http::HeaderMap, trusted: bool) -> Self {
+        if trusted {
+            let mut values = headers.get_all("x-request-id").iter();
+            if let (Some(value), None) = (values.next(), values.next()) {
+                let bytes = value.as_bytes();
+                let ok = !bytes.is_empty()
+                    && bytes.len() <= MAX_FORWARDED
+                    && bytes
+                        .iter()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.:+/=".contains(b));
+                if ok && let Ok(text) = value.to_str() {
+                    return Self(text.into(), None);
+                }
+            }
+        }
+        Self::new()
+    }
+
+    /// The same id, with the request's trace context.
+    pub fn with_trace(mut self, trace: Trace) -> Self {
+        self.1 = Some(Arc::new(trace));
+        self
+    }
+
+    /// The request's trace context, passed on to what it sends out.
+    pub fn trace(&self) -> Option<&Arc<Trace>> {
+        self.1.as_ref()
+    }
+
+    /// The trace id for logs: 32 hex digits, or nothing when the request has no trace.
+    pub fn trace_id(&self) -> impl fmt::Display + '_ {
+        struct Id<'a>(Option<&'a Trace>);
+        impl fmt::Display for Id<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self.0 {
+                    Some(t) => t.trace_id().fmt(f),
+                    None => Ok(()),
+                }
+            }
+        }
+        Id(self.1.as_deref())
     }
 
     pub fn as_str(&self) -> &str {
@@ -74,7 +130,7 @@ impl fmt::Debug for RequestId {
 }
 
 /// Lowercase hex digits of `bytes`, without the formatting machinery (this runs per request).
-fn hex(bytes: &[u8]) -> String {
+pub(super) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -87,6 +143,44 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trusted_proxys_id_is_kept_and_anything_else_replaced() {
+        let with = |v: &[u8]| {
+            let mut h = http::HeaderMap::new();
+            h.insert("x-request-id", HeaderValue::from_bytes(v).unwrap());
+            h
+        };
+        let uuid = b"0f8fad5b-d9cb-469f-a165-70867728950e";
+        assert_eq!(
+            RequestId::from_proxy(&with(uuid), true).as_str().as_bytes(),
+            uuid
+        );
+        assert_eq!(
+            RequestId::from_proxy(&with(b"a/b+c=:_."), true).as_str(),
+            "a/b+c=:_."
+        );
+        // Not from a trusted proxy: the client does not choose our ids.
+        assert_ne!(
+            RequestId::from_proxy(&with(uuid), false)
+                .as_str()
+                .as_bytes(),
+            uuid
+        );
+        for bad in [
+            &b"has space"[..],
+            b"quote\"",
+            b"tab\t",
+            &[b'x'; 129],
+            b"\xff",
+        ] {
+            let id = RequestId::from_proxy(&with(bad), true);
+            assert_eq!(id.as_str().len(), 16, "{bad:?}");
+        }
+        let mut two = with(uuid);
+        two.append("x-request-id", HeaderValue::from_static("other"));
+        assert_eq!(RequestId::from_proxy(&two, true).as_str().len(), 16);
+    }
 
     #[test]
     fn ids_are_16_hex_digits_and_distinct() {

@@ -5,6 +5,7 @@
 //! its schema and, beside it, its validation (`Manifest::validate_<section>`); this module
 //! holds the whole manifest, parsing, and the checks' order.
 
+mod admin;
 mod app;
 mod auth;
 mod components;
@@ -26,6 +27,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use admin::{AdminSection, admin_port_clash};
 pub use app::AppSection;
 pub use auth::{AuthMode, AuthSection, ComponentRole, MiddlewareSection};
 pub use components::{
@@ -95,6 +97,8 @@ pub struct Manifest {
     pub auth: AuthSection,
     /// `[[middleware]]`, in order.
     pub middleware: Vec<MiddlewareSection>,
+    /// `[admin]`: the admin listener, if the manifest asks for one.
+    pub admin: Option<AdminSection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,6 +131,7 @@ struct RawManifest {
     auth: AuthSection,
     #[serde(default)]
     middleware: Vec<MiddlewareSection>,
+    admin: Option<AdminSection>,
 }
 
 impl Manifest {
@@ -193,6 +198,7 @@ impl Manifest {
             databases: raw.databases.into_iter().map(|(k, v)| (k.0, v)).collect(),
             auth: raw.auth,
             middleware: raw.middleware,
+            admin: raw.admin,
         };
         manifest.validate()?;
         Ok(manifest)
@@ -215,6 +221,7 @@ impl Manifest {
     fn validate(&self) -> Result<()> {
         self.validate_app()?;
         self.validate_server()?;
+        self.validate_admin()?;
         self.validate_components()?;
         self.validate_routes()?;
         self.validate_auth()?;

@@ -6,6 +6,10 @@
 //! `[components.<id>]` table instead of a `source`; the DB adapters are `adapter = "sqlite"` and
 //! `adapter = "postgres"` in `[databases.<name>]`.
 //!
+//! Each is signed by the first-party release key (`plugins/flagon-plugins.pub`): its
+//! `plugins/dist/flagon-<name>.wasm.sig` is embedded beside it, and `signature::check` verifies
+//! it under `[app] require_signatures` (`tests/all/signing.rs` verifies every one in CI).
+//!
 //! A leaf: it imports nothing of the crate.
 
 /// What an embedded plugin is for, which decides where a manifest may name it.
@@ -24,7 +28,16 @@ pub struct Plugin {
     pub kind: PluginKind,
     /// The component's bytes.
     pub wasm: &'static [u8],
+    /// Its signature file (`plugins/dist/flagon-<name>.wasm.sig`), by [`FIRST_PARTY_KEY`],
+    /// signed as `flagon-<name>`.
+    pub signature: &'static str,
 }
+
+/// The public half of the first-party release key, `ed25519:<base64>`
+/// (`plugins/flagon-plugins.pub`). It signed every plugin in `plugins/dist`, and the host
+/// trusts it for those embedded plugins only, never for a `.wasm` file unless
+/// `[app] trusted_keys` lists it.
+pub const FIRST_PARTY_KEY: &str = include_str!("../../../plugins/flagon-plugins.pub");
 
 macro_rules! dist {
     ($file:literal) => {
@@ -32,48 +45,27 @@ macro_rules! dist {
     };
 }
 
+macro_rules! plugin {
+    ($name:literal, $kind:ident) => {
+        Plugin {
+            name: $name,
+            kind: PluginKind::$kind,
+            wasm: include_bytes!(concat!("../../../plugins/dist/flagon-", $name, ".wasm")),
+            signature: include_str!(concat!("../../../plugins/dist/flagon-", $name, ".wasm.sig")),
+        }
+    };
+}
+
 /// Every embedded plugin, by name.
 pub const PLUGINS: &[Plugin] = &[
-    Plugin {
-        name: "auth-jwt",
-        kind: PluginKind::Authenticator,
-        wasm: dist!("flagon-auth-jwt.wasm"),
-    },
-    Plugin {
-        name: "auth-session",
-        kind: PluginKind::Authenticator,
-        wasm: dist!("flagon-auth-session.wasm"),
-    },
-    Plugin {
-        name: "auth-apikey",
-        kind: PluginKind::Authenticator,
-        wasm: dist!("flagon-auth-apikey.wasm"),
-    },
-    Plugin {
-        name: "auth-apikey-sql",
-        kind: PluginKind::Authenticator,
-        wasm: dist!("flagon-auth-apikey-sql.wasm"),
-    },
-    Plugin {
-        name: "ratelimit",
-        kind: PluginKind::Middleware,
-        wasm: dist!("flagon-ratelimit.wasm"),
-    },
-    Plugin {
-        name: "cors",
-        kind: PluginKind::Middleware,
-        wasm: dist!("flagon-cors.wasm"),
-    },
-    Plugin {
-        name: "sqlite",
-        kind: PluginKind::SqlAdapter,
-        wasm: dist!("flagon-sqlite.wasm"),
-    },
-    Plugin {
-        name: "postgres",
-        kind: PluginKind::SqlAdapter,
-        wasm: dist!("flagon-postgres.wasm"),
-    },
+    plugin!("auth-jwt", Authenticator),
+    plugin!("auth-session", Authenticator),
+    plugin!("auth-apikey", Authenticator),
+    plugin!("auth-apikey-sql", Authenticator),
+    plugin!("ratelimit", Middleware),
+    plugin!("cors", Middleware),
+    plugin!("sqlite", SqlAdapter),
+    plugin!("postgres", SqlAdapter),
 ];
 
 /// The embedded plugin called `name`.

@@ -32,7 +32,7 @@ const KEEP_RESIDENT_MEMORY: usize = 2 * 1024 * 1024;
 const KEEP_RESIDENT_TABLE: usize = 64 * 1024;
 
 /// Settings that shape the engine.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EngineSettings {
     /// Component instances alive at once (the pool's size).
     pub max_instances: u32,

@@ -2,6 +2,7 @@
 //! handlers, under the same memory limit and deadline. A middleware keeps its one instance from
 //! `before` to `after` of the same request, and never longer.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::InstancePre;
@@ -14,6 +15,7 @@ use super::bindings::extension::middleware::MiddlewarePre;
 use super::bindings::extension::middleware::exports::flagon::app::intercept::Action;
 use super::bindings::{Identity, RequestHead, Response};
 use super::instance::{Failure, RuntimeView, bounded, guard_store};
+use crate::metrics::Guest;
 
 /// What `authenticate` answered.
 pub type AuthOutcome = Result<Option<Identity>, AuthError>;
@@ -40,8 +42,10 @@ impl<T: RuntimeView> Authenticator<T> {
         data: T,
     ) -> Result<Result<(), String>, Failure> {
         let mut store = new_store(engine, data, self.timeout);
-        bounded(Instant::now(), self.timeout, async {
+        let guest = metrics(&mut store);
+        bounded(Instant::now(), self.timeout, guest.as_deref(), async {
             let a = self.pre.instantiate_async(&mut store).await?;
+            store.data_mut().runtime().instantiated();
             a.flagon_app_authenticate()
                 .call_check_settings(&mut store)
                 .await
@@ -59,8 +63,10 @@ impl<T: RuntimeView> Authenticator<T> {
     ) -> (Result<AuthOutcome, Failure>, Store<T>) {
         let started = Instant::now();
         let mut store = new_store(engine, data, self.timeout);
-        let outcome = bounded(started, self.timeout, async {
+        let guest = metrics(&mut store);
+        let outcome = bounded(started, self.timeout, guest.as_deref(), async {
             let a = self.pre.instantiate_async(&mut store).await?;
+            store.data_mut().runtime().instantiated();
             a.flagon_app_authenticate()
                 .call_authenticate(&mut store, head)
                 .await
@@ -99,8 +105,10 @@ impl<T: RuntimeView> Middleware<T> {
         data: T,
     ) -> Result<Result<(), String>, Failure> {
         let mut store = new_store(engine, data, self.timeout);
-        bounded(Instant::now(), self.timeout, async {
+        let guest = metrics(&mut store);
+        bounded(Instant::now(), self.timeout, guest.as_deref(), async {
             let m = self.pre.instantiate_async(&mut store).await?;
+            store.data_mut().runtime().instantiated();
             m.flagon_app_intercept()
                 .call_check_settings(&mut store)
                 .await
@@ -118,8 +126,10 @@ impl<T: RuntimeView> Middleware<T> {
     ) -> Result<(Action, MiddlewareInstance<T>), Failure> {
         let started = Instant::now();
         let mut store = new_store(engine, data, self.timeout);
-        let (action, bindings) = bounded(started, self.timeout, async {
+        let guest = metrics(&mut store);
+        let (action, bindings) = bounded(started, self.timeout, guest.as_deref(), async {
             let m = self.pre.instantiate_async(&mut store).await?;
+            store.data_mut().runtime().instantiated();
             let action = m
                 .flagon_app_intercept()
                 .call_before(&mut store, head)
@@ -150,8 +160,9 @@ impl<T: RuntimeView> MiddlewareInstance<T> {
             .data_mut()
             .runtime()
             .set_deadline(Some(started + self.timeout));
+        let guest = metrics(&mut self.store);
         let (store, bindings) = (&mut self.store, &self.bindings);
-        bounded(started, self.timeout, async {
+        bounded(started, self.timeout, guest.as_deref(), async {
             bindings
                 .flagon_app_intercept()
                 .call_after(&mut *store, head, response)
@@ -164,6 +175,11 @@ impl<T: RuntimeView> MiddlewareInstance<T> {
     pub fn data_mut(&mut self) -> &mut T {
         self.store.data_mut()
     }
+}
+
+/// Where a call in `store` is counted.
+fn metrics<T: RuntimeView>(store: &mut Store<T>) -> Option<Arc<Guest>> {
+    store.data_mut().runtime().metrics().cloned()
 }
 
 fn new_store<T: RuntimeView>(engine: &Engine, mut data: T, timeout: Duration) -> Store<T> {

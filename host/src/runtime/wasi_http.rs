@@ -62,11 +62,12 @@ impl<T: RuntimeView + WasiHttpView> WasiHttpHandler<T> {
     ) -> impl Future<Output = (Result<ProxyResponse, Failure>, Store<T>)> + 'a {
         let started = Instant::now();
         data.runtime().set_deadline(Some(started + self.timeout));
+        let guest = data.runtime().metrics().cloned();
         let mut store = Store::new(engine, data);
         guard_store(&mut store);
 
         async move {
-            let result = bounded(started, self.timeout, async {
+            let result = bounded(started, self.timeout, guest.as_deref(), async {
                 let scheme = if https { Scheme::Https } else { Scheme::Http };
                 let request = request.map(http_body_util::Full::new);
                 let (sender, mut receiver) = tokio::sync::oneshot::channel();
@@ -78,6 +79,7 @@ impl<T: RuntimeView + WasiHttpView> WasiHttpHandler<T> {
                     )
                 };
                 let proxy = self.pre.instantiate_async(&mut store).await?;
+                store.data_mut().runtime().instantiated();
                 let mut call = pin!(
                     proxy
                         .wasi_http_incoming_handler()

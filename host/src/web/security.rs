@@ -53,7 +53,8 @@ impl HostPolicy {
         }
     }
 
-    fn trusted(&self, ip: IpAddr) -> bool {
+    /// True when `ip` is one of `[server] trusted_proxies`.
+    pub fn trusted(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
         self.trusted_proxies.iter().any(|n| n.0.contains(&ip))
     }

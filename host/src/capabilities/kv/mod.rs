@@ -11,6 +11,7 @@ use wasmtime::component::Linker;
 
 use super::{AppSetup, CapData, Capability, ComponentSetup, Cx, Grant, HostState};
 use crate::manifest::{ComponentSection, KvBackendKind, Manifest};
+use crate::metrics::KvOp;
 use crate::runtime::bindings::flagon::app::kv;
 use store::{KvBackendConfig, KvLimits, KvStore};
 
@@ -80,6 +81,21 @@ impl Capability for Kv {
                     }
                 }
             };
+            // A reload keeps the previous app's store when nothing it was opened from changed.
+            if let Some(previous) = app.previous.and_then(|p| p.kv.get(name)) {
+                if previous.fingerprint() == KvStore::fingerprint_of(name, &config, &limits) {
+                    stores.insert(name.clone(), previous.clone());
+                    continue;
+                }
+                // redb allows one open of a file per process.
+                if previous.is_embedded() && matches!(config, KvBackendConfig::Embedded { .. }) {
+                    anyhow::bail!(
+                        "`[kv.{name}]` in `{}` changed, and an embedded store cannot be reopened \
+                         while the running app uses it\n  help: restart flagon to apply this change",
+                        manifest.file.display()
+                    );
+                }
+            }
             let store = KvStore::open(name, config, limits).await.with_context(|| {
                 format!(
                     "cannot open key-value store `{name}` (`[kv.{name}]` in `{}`)",
@@ -126,7 +142,10 @@ impl Cx<'_, Kv> {
 impl kv::Host for Cx<'_, Kv> {
     async fn get(&mut self, store: String, key: String) -> Result<Option<Vec<u8>>, String> {
         let s = self.store(&store)?;
-        s.get(&key).await.map_err(|e| e.to_string())
+        s.metrics()
+            .observe(KvOp::Get, s.get(&key))
+            .await
+            .map_err(|e| e.to_string())
     }
 
     async fn set(
@@ -138,22 +157,32 @@ impl kv::Host for Cx<'_, Kv> {
     ) -> Result<(), String> {
         let s = self.store(&store)?;
         let ttl = ttl_ms.map(std::time::Duration::from_millis);
-        s.set(&key, &value, ttl).await.map_err(|e| e.to_string())
+        s.metrics()
+            .observe(KvOp::Set, s.set(&key, &value, ttl))
+            .await
+            .map_err(|e| e.to_string())
     }
 
     async fn delete(&mut self, store: String, key: String) -> Result<bool, String> {
         let s = self.store(&store)?;
-        s.delete(&key).await.map_err(|e| e.to_string())
+        s.metrics()
+            .observe(KvOp::Delete, s.delete(&key))
+            .await
+            .map_err(|e| e.to_string())
     }
 
     async fn exists(&mut self, store: String, key: String) -> Result<bool, String> {
         let s = self.store(&store)?;
-        s.exists(&key).await.map_err(|e| e.to_string())
+        s.metrics()
+            .observe(KvOp::Exists, s.exists(&key))
+            .await
+            .map_err(|e| e.to_string())
     }
 
     async fn increment(&mut self, store: String, key: String, delta: i64) -> Result<i64, String> {
         let s = self.store(&store)?;
-        s.increment(&key, delta, None)
+        s.metrics()
+            .observe(KvOp::Increment, s.increment(&key, delta, None))
             .await
             .map_err(|e| e.to_string())
     }
@@ -166,14 +195,18 @@ impl kv::Host for Cx<'_, Kv> {
         ttl_ms: u64,
     ) -> Result<i64, String> {
         let s = self.store(&store)?;
-        s.increment(&key, delta, Some(ttl_ms))
+        s.metrics()
+            .observe(KvOp::Increment, s.increment(&key, delta, Some(ttl_ms)))
             .await
             .map_err(|e| e.to_string())
     }
 
     async fn list_keys(&mut self, store: String, prefix: String) -> Result<Vec<String>, String> {
         let s = self.store(&store)?;
-        s.list_keys(&prefix).await.map_err(|e| e.to_string())
+        s.metrics()
+            .observe(KvOp::ListKeys, s.list_keys(&prefix))
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -138,6 +138,9 @@ pub struct KvStore {
     name: Arc<str>,
     limits: KvLimits,
     backend: Backend,
+    fingerprint: [u8; 32],
+    /// Its calls, errors and latency in `/metrics`.
+    metrics: crate::metrics::Kv,
 }
 
 enum Backend {
@@ -172,6 +175,7 @@ impl KvStore {
                 name: name.to_owned(),
             });
         }
+        let fingerprint = Self::fingerprint_of(name, &config, &limits);
         let name: Arc<str> = Arc::from(name);
         let backend = match config {
             KvBackendConfig::Embedded { dir, durable } => {
@@ -183,10 +187,63 @@ impl KvStore {
             }
         };
         Ok(Self {
+            metrics: crate::metrics::Kv::new(&name),
             name,
             limits,
             backend,
+            fingerprint,
         })
+    }
+
+    /// Where the store's calls are counted.
+    pub fn metrics(&self) -> &crate::metrics::Kv {
+        &self.metrics
+    }
+
+    /// Whether the store answers, for `/readyz`: Redis must answer `PING` (within the client's
+    /// response timeout); an embedded store is a file this process holds open, always there.
+    pub async fn ping(&self) -> Result<(), KvError> {
+        match &self.backend {
+            Backend::Embedded(_) => Ok(()),
+            Backend::Redis(r) => r.query::<String>(&redis::cmd("PING")).await.map(drop),
+        }
+    }
+
+    /// A digest of what a store is opened from (its name, backend with the Redis URL and
+    /// prefix, and limits). A reload keeps a store whose fingerprint has not changed.
+    pub fn fingerprint_of(name: &str, config: &KvBackendConfig, limits: &KvLimits) -> [u8; 32] {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut field = |bytes: &[u8]| {
+            ctx.update(&(bytes.len() as u64).to_le_bytes());
+            ctx.update(bytes);
+        };
+        field(name.as_bytes());
+        match config {
+            KvBackendConfig::Embedded { dir, durable } => {
+                field(b"embedded");
+                field(dir.as_os_str().as_encoded_bytes());
+                field(&[u8::from(*durable)]);
+            }
+            KvBackendConfig::Redis { url, prefix } => {
+                field(b"redis");
+                field(url.as_bytes());
+                field(prefix.as_deref().unwrap_or("\0default").as_bytes());
+            }
+        }
+        field(format!("{limits:?}").as_bytes());
+        let mut out = [0; 32];
+        out.copy_from_slice(ctx.finish().as_ref());
+        out
+    }
+
+    /// See [`KvStore::fingerprint_of`].
+    pub fn fingerprint(&self) -> [u8; 32] {
+        self.fingerprint
+    }
+
+    /// True for a store in a file only this process may open (embedded), false for Redis.
+    pub fn is_embedded(&self) -> bool {
+        matches!(self.backend, Backend::Embedded(_))
     }
 
     pub fn name(&self) -> &str {

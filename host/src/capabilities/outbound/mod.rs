@@ -6,6 +6,7 @@ pub mod client;
 use wasmtime::component::Linker;
 
 use super::{AppSetup, CapData, Capability, ComponentSetup, Cx, Grant, HostState};
+use crate::http::trace::Trace;
 use crate::manifest::{ComponentSection, Manifest};
 use crate::runtime::bindings::flagon::app::{outbound_http, types};
 use crate::text::log_safe;
@@ -76,6 +77,28 @@ impl Capability for Outbound {
     fn prepare(_: &Self::Component) {}
 }
 
+/// Add the request's context to a request a guest sends, unless the guest set them itself:
+/// `traceparent` (the request's trace, with the request as parent) and `tracestate`, and
+/// `x-request-id`, so the service called can log the id of the request that called it.
+pub fn propagate(headers: &mut Vec<(String, String)>, request_id: &str, trace: Option<&Trace>) {
+    let has = |headers: &[(String, String)], name: &str| {
+        headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name))
+    };
+    if let Some(trace) = trace
+        && !has(headers, "traceparent")
+    {
+        headers.push(("traceparent".to_owned(), trace.traceparent()));
+        if let Some(state) = trace.state.as_ref().and_then(|s| s.to_str().ok())
+            && !has(headers, "tracestate")
+        {
+            headers.push(("tracestate".to_owned(), state.to_owned()));
+        }
+    }
+    if !has(headers, "x-request-id") {
+        headers.push(("x-request-id".to_owned(), request_id.to_owned()));
+    }
+}
+
 impl outbound_http::Host for Cx<'_, Outbound> {
     async fn send(
         &mut self,
@@ -97,10 +120,16 @@ impl outbound_http::Host for Cx<'_, Outbound> {
             types::Method::Other(m) => http::Method::from_bytes(m.as_bytes())
                 .map_err(|_| format!("invalid method `{}`", log_safe(m)))?,
         };
+        let mut headers = request.headers;
+        propagate(
+            &mut headers,
+            &self.request.request_id,
+            self.request.trace.as_deref(),
+        );
         let req = OutboundRequest {
             method,
             url: request.url,
-            headers: request.headers,
+            headers,
             body: request.body,
         };
         match client.send(policy, req).await {

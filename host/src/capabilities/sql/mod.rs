@@ -139,6 +139,21 @@ impl Capability for Sql {
                     (wasm, None, Vec::new())
                 }
             };
+            // The adapter's signature, on the bytes just read (`[app] require_signatures`): a
+            // path's `.sig` beside it, or the embedded `sqlite` / `postgres` plugin's own.
+            let adapter_file = manifest.resolve(Path::new(&db.adapter));
+            let subject = match crate::plugins::find(&db.adapter) {
+                Some(plugin) if !matches!(db.kind(), AdapterKind::Component(_)) => {
+                    crate::signature::Subject::Embedded(plugin)
+                }
+                _ => crate::signature::Subject::File(&adapter_file),
+            };
+            let place = crate::signature::Place {
+                table: &format!("databases.{name}"),
+                id: name,
+                manifest: &manifest.file,
+            };
+            crate::signature::check(&manifest.signature_policy(), subject, &wasm, place)?;
             let mut secrets = Vec::new();
             for (setting, var) in &db.secrets {
                 // The manifest checked that every secret names a declared variable.
@@ -164,6 +179,47 @@ impl Capability for Sql {
                     settings.push(("ca_pem".to_owned(), pem));
                 }
             }
+            let memory = usize::try_from(db.memory()).unwrap_or(usize::MAX);
+            let limits = Limits {
+                max_rows: db.max_rows(),
+                max_bytes: db.max_bytes(),
+            };
+            let fingerprint = fingerprint(
+                &wasm,
+                &settings,
+                network.as_deref(),
+                db.pool(),
+                memory,
+                db.timeout(),
+                limits,
+            );
+            // A reload keeps the previous app's pool when nothing it was made from changed.
+            if let Some(previous) = app.previous.and_then(|p| p.sql.get(name)) {
+                if previous.fingerprint() == fingerprint && app.same_engine {
+                    if let Some(dir) = &db.migrations
+                        && app.migrate
+                    {
+                        let files =
+                            migrations::read_dir(&manifest.resolve(dir)).with_context(context)?;
+                        migrations::apply(previous, &files)
+                            .await
+                            .with_context(context)?;
+                    }
+                    tracing::debug!(database = %name, "database kept from the previous load");
+                    pools.insert(name.clone(), previous.clone());
+                    continue;
+                }
+                // Two pools on one SQLite file would be two writers that cannot see each
+                // other's locks (WASI has none).
+                if db.kind() == AdapterKind::Sqlite {
+                    anyhow::bail!(
+                        "`[databases.{name}]` in `{}` changed (or the engine's limits did), and a \
+                         SQLite database cannot be reopened while the running app uses it\n  \
+                         help: restart flagon to apply this change",
+                        manifest.file.display()
+                    );
+                }
+            }
             let (component, _) =
                 crate::runtime::engine::load_component(app.engine, &wasm, app.cache_dir)
                     .with_context(context)?;
@@ -177,12 +233,10 @@ impl Capability for Sql {
                     data_dir,
                     network,
                     size: db.pool(),
-                    memory: usize::try_from(db.memory()).unwrap_or(usize::MAX),
+                    memory,
                     timeout: db.timeout(),
-                    limits: Limits {
-                        max_rows: db.max_rows(),
-                        max_bytes: db.max_bytes(),
-                    },
+                    limits,
+                    fingerprint,
                 },
             )
             .await
@@ -209,6 +263,42 @@ impl Capability for Sql {
     fn prepare(_: &Self::Component) -> Transactions {
         Transactions::default()
     }
+}
+
+/// The digest of what a pool is made from ([`Pool::fingerprint`]): every field
+/// length-prefixed, so no two different configurations encode alike.
+fn fingerprint(
+    wasm: &[u8],
+    settings: &[(String, String)],
+    network: Option<&[SocketAddr]>,
+    size: u32,
+    memory: usize,
+    timeout: std::time::Duration,
+    limits: Limits,
+) -> [u8; 32] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut field = |bytes: &[u8]| {
+        ctx.update(&(bytes.len() as u64).to_le_bytes());
+        ctx.update(bytes);
+    };
+    field(ring::digest::digest(&ring::digest::SHA256, wasm).as_ref());
+    for (k, v) in settings {
+        field(k.as_bytes());
+        field(v.as_bytes());
+    }
+    let network: Vec<String> = network
+        .iter()
+        .flat_map(|n| n.iter())
+        .map(|a| a.to_string())
+        .collect();
+    field(network.join(",").as_bytes());
+    field(&size.to_le_bytes());
+    field(&(memory as u64).to_le_bytes());
+    field(&timeout.as_nanos().to_le_bytes());
+    field(format!("{limits:?}").as_bytes());
+    let mut out = [0; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
 }
 
 /// The addresses of a database server (`host`, `port`), resolved once at start: the adapter may
@@ -266,6 +356,21 @@ fn prepare_sqlite_dir(manifest: &Manifest, file: &Path) -> anyhow::Result<PathBu
             .with_context(|| format!("cannot create the directory `{}`", dir.display()))?;
     }
     let lock_path = PathBuf::from(format!("{}.flagon-lock", file.display()));
+    // This process holds the lock already (an app loaded before this one, on reload).
+    static HELD: std::sync::Mutex<std::collections::BTreeSet<PathBuf>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut held = HELD
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let key = dir
+        .canonicalize()
+        .map(|d| d.join(lock_path.file_name().unwrap_or_default()))
+        .unwrap_or_else(|_| lock_path.clone());
+    if held.contains(&key) {
+        return dir
+            .canonicalize()
+            .with_context(|| format!("cannot resolve `{}`", dir.display()));
+    }
     let mut options = std::fs::OpenOptions::new();
     options.read(true).write(true).create(true).truncate(false);
     #[cfg(unix)]
@@ -285,6 +390,7 @@ fn prepare_sqlite_dir(manifest: &Manifest, file: &Path) -> anyhow::Result<PathBu
     }
     // Held (and the lock with it) until the process exits.
     std::mem::forget(lock);
+    held.insert(key);
     dir.canonicalize()
         .with_context(|| format!("cannot resolve `{}`", dir.display()))
 }

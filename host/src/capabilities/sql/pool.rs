@@ -27,6 +27,7 @@ use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::capabilities::wasi::{link_baseline, link_sockets};
+use crate::metrics::SqlOp;
 use crate::runtime::bindings::adapter::SqlAdapter;
 use crate::runtime::bindings::adapter::SqlAdapterPre;
 use crate::runtime::bindings::adapter::exports::flagon::app::sql_driver::Limits;
@@ -58,6 +59,8 @@ pub struct PoolConfig {
     /// Deadline of each call, and of waiting for a free instance.
     pub timeout: Duration,
     pub limits: Limits,
+    /// What the pool was made from (see [`Pool::fingerprint`]).
+    pub fingerprint: [u8; 32],
 }
 
 /// The instances of one database.
@@ -75,6 +78,11 @@ pub struct Pool {
     /// One permit per instance that may exist.
     slots: Arc<Semaphore>,
     idle: Mutex<Vec<Conn>>,
+    fingerprint: [u8; 32],
+    /// Calls, errors, latency and leases in `/metrics`.
+    metrics: crate::metrics::Sql,
+    /// The adapter's instances in `/metrics`, as component `sql:<database>`.
+    guest: Arc<crate::metrics::Guest>,
 }
 
 /// One adapter instance: its `Store` and its exports.
@@ -156,6 +164,13 @@ pub fn allowed_import(name: &str, network: bool) -> bool {
 }
 
 impl Pool {
+    /// A digest of everything the pool was made from (the adapter's bytes, its settings with
+    /// the secrets, its addresses, size, memory, timeout and limits). A reload keeps a pool
+    /// whose fingerprint has not changed, connections and all.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        self.fingerprint
+    }
+
     /// Link and pre-instantiate the adapter, then make one instance and connect it, so that
     /// bad settings (a missing directory, a refused password) stop the start.
     pub async fn open(engine: &Engine, config: PoolConfig) -> anyhow::Result<Arc<Self>> {
@@ -206,6 +221,9 @@ impl Pool {
             memory: config.memory,
             timeout: config.timeout,
             limits: config.limits,
+            fingerprint: config.fingerprint,
+            metrics: crate::metrics::Sql::new(&config.name, config.size),
+            guest: crate::metrics::Guest::new(&format!("sql:{}", config.name)),
             slots: Arc::new(Semaphore::new(config.size as usize)),
             idle: Mutex::new(Vec::new()),
         });
@@ -268,7 +286,7 @@ impl Pool {
                 });
         }
         let state = AdapterState {
-            runtime: RuntimeCtx::new(self.memory),
+            runtime: RuntimeCtx::new(self.memory).with_metrics(self.guest.clone()),
             wasi: wasi.build(),
             log: self.log.clone(),
             lines: 0,
@@ -279,6 +297,7 @@ impl Pool {
         let limit = self.timeout + engine::EPOCH_TICK * 20;
         let made = tokio::time::timeout(limit, async {
             let driver = self.pre.instantiate_async(&mut store).await?;
+            store.data_mut().runtime.instantiated();
             let connected = driver
                 .flagon_app_sql_driver()
                 .call_connect(&mut store, &self.settings)
@@ -287,22 +306,50 @@ impl Pool {
         })
         .await;
         match made {
-            Err(_) => Err(ConnectError::Trap(
-                "connecting took longer than the timeout".into(),
-            )),
-            Ok(Err(e)) => Err(ConnectError::Trap(failure_text(classify_error(e)))),
+            Err(_) => {
+                self.failed(&Failure::Timeout);
+                Err(ConnectError::Trap(
+                    "connecting took longer than the timeout".into(),
+                ))
+            }
+            Ok(Err(e)) => {
+                let failure = classify_error(e);
+                self.failed(&failure);
+                Err(ConnectError::Trap(failure_text(failure)))
+            }
             Ok(Ok((_, Err(e)))) => Err(ConnectError::Failed(e)),
             Ok(Ok((driver, Ok(())))) => Ok(Conn { store, driver }),
+        }
+    }
+
+    /// Count a failed call into an adapter instance (a trap, a timeout, a full pool).
+    fn failed(&self, failure: &Failure) {
+        match failure {
+            Failure::Timeout => self.guest.timed_out(),
+            Failure::Overloaded => self.guest.overloaded(),
+            Failure::Trap(_) => self.guest.trapped(),
         }
     }
 
     /// An instance for one statement or one transaction: an idle one, or a new one if the
     /// pool has room. Waits at most the timeout for a free one.
     pub async fn lease(self: &Arc<Self>) -> Result<Lease, SqlError> {
-        let permit = tokio::time::timeout(self.timeout, self.slots.clone().acquire_owned())
-            .await
-            .map_err(|_| SqlError::Timeout)?
-            .map_err(|_| SqlError::ConnectionLost)?;
+        let leased = async {
+            let permit = tokio::time::timeout(self.timeout, self.slots.clone().acquire_owned())
+                .await
+                .map_err(|_| SqlError::Timeout)?
+                .map_err(|_| SqlError::ConnectionLost)?;
+            self.lease_with(permit).await
+        }
+        .await;
+        if leased.is_err() {
+            self.metrics.error();
+        }
+        leased
+    }
+
+    /// [`Pool::lease`] with the slot taken.
+    async fn lease_with(self: &Arc<Self>, permit: OwnedSemaphorePermit) -> Result<Lease, SqlError> {
         let idle = self.idle_conns().pop();
         let conn = match idle {
             Some(conn) => conn,
@@ -324,6 +371,7 @@ impl Pool {
             pool: self.clone(),
             conn,
             _permit: permit,
+            _in_use: self.metrics.lease(),
         })))
     }
 }
@@ -368,6 +416,8 @@ struct Leased {
     conn: Conn,
     /// Held until the instance is back in the pool (or dropped).
     _permit: OwnedSemaphorePermit,
+    /// Counts it in `sql_pool_in_use` meanwhile.
+    _in_use: crate::metrics::InUse,
 }
 
 /// Run one driver call on the leased instance under the pool's deadline. A trap or an overrun
@@ -403,19 +453,63 @@ macro_rules! guarded {
                         $lease.0 = Some(leased);
                         result
                     }
-                    Ok(Err(e)) => Err(leased.discard(classify_error(e))),
-                    Err(_) => Err(leased.discard(Failure::Timeout)),
+                    Ok(Err(e)) => {
+                        let failure = classify_error(e);
+                        leased.pool.failed(&failure);
+                        Err(leased.discard(failure))
+                    }
+                    Err(_) => {
+                        leased.pool.failed(&Failure::Timeout);
+                        Err(leased.discard(Failure::Timeout))
+                    }
                 }
             }
         }
     }};
 }
 
+/// Count and time one call on `lease` in its database's series.
+macro_rules! observed {
+    ($lease:expr, $op:ident, $call:expr) => {{
+        match $lease.0.as_ref().map(|l| l.pool.clone()) {
+            Some(pool) => pool.metrics.observe(SqlOp::$op, async { $call }).await,
+            // The instance is gone (what `guarded!` answers on an empty lease).
+            None => Err(SqlError::ConnectionLost),
+        }
+    }};
+}
+
+impl Pool {
+    /// Whether the database answers, for `/readyz`: a trivial statement (`SELECT 1`) on an
+    /// instance of the pool. A pool whose every instance is leased is busy, not down, and is
+    /// not made to wait (its requests' own errors show whether the database answers). Not
+    /// counted in the SQL series.
+    pub async fn check(self: &Arc<Self>) -> Result<(), SqlError> {
+        let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+            return Ok(());
+        };
+        let mut lease = self.lease_with(permit).await?;
+        let limits = lease.limits();
+        let rows = guarded!(lease, |d, store| d.call_query(
+            store,
+            "SELECT 1",
+            &[],
+            limits
+        ));
+        lease.release().await;
+        rows.map(drop)
+    }
+}
+
 impl Lease {
     pub async fn query(&mut self, statement: &str, params: &[Value]) -> Result<Rows, SqlError> {
         let limits = self.limits();
-        guarded!(self, |d, store| d
-            .call_query(store, statement, params, limits))
+        observed!(
+            self,
+            Query,
+            guarded!(self, |d, store| d
+                .call_query(store, statement, params, limits))
+        )
     }
 
     pub async fn execute(
@@ -424,27 +518,43 @@ impl Lease {
         params: &[Value],
     ) -> Result<Outcome, SqlError> {
         let limits = self.limits();
-        guarded!(self, |d, store| d
-            .call_execute(store, statement, params, limits))
+        observed!(
+            self,
+            Execute,
+            guarded!(self, |d, store| d
+                .call_execute(store, statement, params, limits))
+        )
     }
 
     pub async fn begin(&mut self) -> Result<(), SqlError> {
-        guarded!(self, |d, store| d.call_begin(store))
+        observed!(self, Begin, guarded!(self, |d, store| d.call_begin(store)))
     }
 
     pub async fn commit(&mut self) -> Result<(), SqlError> {
-        guarded!(self, |d, store| d.call_commit(store))
+        observed!(
+            self,
+            Commit,
+            guarded!(self, |d, store| d.call_commit(store))
+        )
     }
 
     pub async fn rollback(&mut self) -> Result<(), SqlError> {
-        guarded!(self, |d, store| d.call_rollback(store))
+        observed!(
+            self,
+            Rollback,
+            guarded!(self, |d, store| d.call_rollback(store))
+        )
     }
 
     /// Run a migration script (several statements). Only the host calls this, with a
     /// deadline of its own: building an index on a large table takes longer than a request's
     /// statement may.
     pub async fn run_script(&mut self, script: &str, timeout: Duration) -> Result<(), SqlError> {
-        guarded!(self, timeout, |d, store| d.call_run_script(store, script))
+        observed!(
+            self,
+            Script,
+            guarded!(self, timeout, |d, store| d.call_run_script(store, script))
+        )
     }
 
     /// The database's result caps (zero once the instance is gone).
@@ -491,17 +601,22 @@ impl Leased {
                     pool,
                     conn,
                     _permit,
+                    _in_use,
                 } = self;
                 pool.idle_conns().push(conn);
                 drop(_permit);
+                drop(_in_use);
             }
             Ok(Ok(Err(e))) => {
                 tracing::warn!(database = %self.pool.name, "adapter instance dropped: reset failed: {}", self.pool.log.clean(&describe(&e), MAX_LOG_LINE_BYTES));
             }
             Ok(Err(e)) => {
-                self.discard(classify_error(e));
+                let failure = classify_error(e);
+                self.pool.failed(&failure);
+                self.discard(failure);
             }
             Err(_) => {
+                self.pool.failed(&Failure::Timeout);
                 self.discard(Failure::Timeout);
             }
         }
