@@ -13,6 +13,20 @@ fn main() -> std::process::ExitCode {
     } else {
         builder.init();
     }
+    // A private key pasted where a path or name was meant would be quoted back by the
+    // argument parser's errors (and land in a terminal log or CI output): refuse it unquoted.
+    if let Some(n) = std::env::args_os()
+        .skip(1)
+        .position(|a| flagon::signature::looks_like_private_key(a.as_encoded_bytes()))
+    {
+        eprintln!(
+            "error: argument {} looks like a private key (not shown); pass the key's file with \
+             `--key PATH` or an environment variable's name with `--key-env VAR`, and treat \
+             the key as leaked if it was typed or pasted into a shared terminal",
+            n + 1
+        );
+        return std::process::ExitCode::FAILURE;
+    }
     match flagon::cli::run(flagon::cli::Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -9,7 +9,7 @@
 //! plain atomics; the per-request HTTP series are one lookup in a small label set whose
 //! strings are shared (`Arc<str>`), never copied.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -66,7 +66,49 @@ impl EncodeLabelValue for RouteLabel {
 struct RequestLabels {
     route: RouteLabel,
     method: &'static str,
-    status: u16,
+    status: StatusLabel,
+}
+
+/// The status label of a request: a standard status by its code, any other by its class. A
+/// guest may answer any status from 200 to 999; labelled by code, one route and method could
+/// make 800 series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum StatusLabel {
+    /// A status `http` knows a reason phrase for (`200`, `404`, `503`...).
+    Code(u16),
+    /// Another status from 100 to 599, by its first digit: `2xx` for 299.
+    Class(u8),
+    /// 600 and above.
+    Other,
+}
+
+impl StatusLabel {
+    fn of(status: u16) -> Self {
+        let standard = http::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .is_some();
+        match status {
+            100..=599 if standard => Self::Code(status),
+            100..=599 => Self::Class((status / 100) as u8),
+            _ => Self::Other,
+        }
+    }
+}
+
+impl EncodeLabelValue for StatusLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        let class = match self {
+            StatusLabel::Code(code) => return EncodeLabelValue::encode(code, encoder),
+            StatusLabel::Class(1) => "1xx",
+            StatusLabel::Class(2) => "2xx",
+            StatusLabel::Class(3) => "3xx",
+            StatusLabel::Class(4) => "4xx",
+            StatusLabel::Class(5) => "5xx",
+            StatusLabel::Class(_) | StatusLabel::Other => "other",
+        };
+        EncodeLabelValue::encode(&class, encoder)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -173,7 +215,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     // Counters get their `_total` suffix from the encoder.
     registry.register(
         "http_requests",
-        "Requests answered, by route (name or pattern; <static>, <none>), method and status",
+        "Requests answered, by route (name or pattern; <static>, <none>), method and status \
+         (a non-standard status by class: 1xx to 5xx; other past 599)",
         m.http_requests.clone(),
     );
     registry.register_with_unit(
@@ -209,7 +252,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     );
     registry.register_with_unit(
         "guest_cpu",
-        "CPU time of the threads running a component's calls, host calls made from them included",
+        "CPU time of the threads running a component's calls, host calls made from them \
+         included (metered from the admin listener's start)",
         Unit::Seconds,
         m.guest_cpu.clone(),
     );
@@ -307,7 +351,8 @@ fn method_label(method: &http::Method) -> &'static str {
     }
 }
 
-/// One request answered: counted by route, method and status, and timed.
+/// One request answered: counted by route, method and status (a non-standard status by its
+/// class, see [`StatusLabel`]), and timed.
 pub fn http_request(route: &RouteLabel, method: &http::Method, status: u16, took: Duration) {
     let m = &*METRICS;
     let method = method_label(method);
@@ -315,7 +360,7 @@ pub fn http_request(route: &RouteLabel, method: &http::Method, status: u16, took
         .get_or_create(&RequestLabels {
             route: route.clone(),
             method,
-            status,
+            status: StatusLabel::of(status),
         })
         .inc();
     m.http_duration
@@ -413,15 +458,35 @@ impl Guest {
 /// time the call spends waiting (for I/O, a timer, another task) is not counted.
 ///
 /// `CLOCK_THREAD_CPUTIME_ID` is a system call (no vDSO): two per poll, about a microsecond
-/// together, and most calls finish in one poll. Off unix it counts nothing.
+/// together, and most calls finish in one poll. So the meter runs only once
+/// [`enable_cpu_metering`] was called (the admin listener does, when it starts: without it
+/// nobody reads `flagon_guest_cpu_seconds_total`); before, a poll costs one relaxed load. Off
+/// unix it counts nothing.
 #[derive(Debug, Default)]
 pub struct CpuMeter {
     nanos: u64,
 }
 
+/// Whether [`CpuMeter`]s read the thread CPU clock; see [`enable_cpu_metering`].
+static CPU_METERING: AtomicBool = AtomicBool::new(false);
+
+/// Turn guest CPU metering on for the rest of the process (idempotent). Polls from now on are
+/// measured; calls before counted nothing.
+pub fn enable_cpu_metering() {
+    CPU_METERING.store(true, Ordering::Relaxed);
+}
+
 impl CpuMeter {
-    /// Run `f` (one poll), adding the thread CPU time it took.
+    /// Run `f` (one poll), adding the thread CPU time it took if metering is on (see
+    /// [`enable_cpu_metering`]); else just run it, with no system call.
     pub fn measure<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        self.measure_if(CPU_METERING.load(Ordering::Relaxed), f)
+    }
+
+    fn measure_if<R>(&mut self, on: bool, f: impl FnOnce() -> R) -> R {
+        if !on {
+            return f();
+        }
         let before = thread_cpu_nanos();
         let out = f();
         self.nanos = self
@@ -691,7 +756,70 @@ mod tests {
     }
 
     #[test]
+    fn statuses_are_labelled_by_code_only_when_standard() {
+        for (status, label) in [
+            (200, StatusLabel::Code(200)),
+            (204, StatusLabel::Code(204)),
+            (404, StatusLabel::Code(404)),
+            (503, StatusLabel::Code(503)),
+            (299, StatusLabel::Class(2)),
+            (399, StatusLabel::Class(3)),
+            (499, StatusLabel::Class(4)),
+            (599, StatusLabel::Class(5)),
+            (600, StatusLabel::Other),
+            (999, StatusLabel::Other),
+            (0, StatusLabel::Other),
+        ] {
+            assert_eq!(StatusLabel::of(status), label, "{status}");
+        }
+        // However many odd statuses a guest answers, a route and method get at most one series
+        // per class (and one `other`) beside the standard codes.
+        let route = RouteLabel::route("metrics-unit-status");
+        for status in 200..=999 {
+            http_request(&route, &http::Method::GET, status, Duration::ZERO);
+        }
+        let text = encode_prometheus();
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("flagon_http_requests_total{route=\"metrics-unit-status\""))
+            .collect();
+        let standard = (200..=599)
+            .filter(|&s| matches!(StatusLabel::of(s), StatusLabel::Code(_)))
+            .count();
+        assert_eq!(series.len(), standard + 5, "{series:#?}");
+        for line in [
+            "flagon_http_requests_total{route=\"metrics-unit-status\",method=\"GET\",status=\"200\"} 1",
+            "flagon_http_requests_total{route=\"metrics-unit-status\",method=\"GET\",status=\"other\"} 400",
+        ] {
+            assert!(series.contains(&line), "no `{line}` in {series:#?}");
+        }
+        for class in ["2xx", "3xx", "4xx", "5xx"] {
+            assert!(
+                series
+                    .iter()
+                    .any(|l| l.contains(&format!("status=\"{class}\""))),
+                "no {class} in {series:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_cpu_meter_is_free_until_enabled() {
+        let mut meter = CpuMeter::default();
+        let out = meter.measure_if(false, || {
+            let t = Instant::now();
+            let mut x = 0u64;
+            while t.elapsed() < Duration::from_millis(20) {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+            7
+        });
+        assert_eq!((out, meter.spent()), (7, Duration::ZERO));
+    }
+
+    #[test]
     fn the_cpu_meter_counts_work_not_waiting() {
+        enable_cpu_metering();
         let mut meter = CpuMeter::default();
         meter.measure(|| std::thread::sleep(Duration::from_millis(30)));
         let slept = meter.spent();

@@ -927,6 +927,44 @@ async fn postgres_migrations_apply_at_start() {
     );
 }
 
+/// Hosts that start together on one database apply each migration once: the first takes the
+/// advisory lock, the others wait for it and then find nothing pending. Without the lock the
+/// later ones would fail on `CREATE TABLE` or on the row in `_flagon_migrations`.
+#[tokio::test]
+async fn hosts_starting_together_apply_migrations_once() {
+    let pg = PgServer::start().await;
+    let files = [
+        (
+            "migrations/0001_create.sql",
+            // Long enough that all three loads reach their migrations while it runs.
+            "SELECT pg_sleep(0.5);\nCREATE TABLE notes (id BIGSERIAL PRIMARY KEY, body TEXT NOT NULL);\n",
+        ),
+        (
+            "migrations/0002_seed.sql",
+            "INSERT INTO notes (body) VALUES ('seeded');\n",
+        ),
+    ];
+    let text = manifest(
+        &pg.section("migrations = \"migrations\"\n"),
+        "sql = [\"main\"]",
+    );
+    let hosts: Vec<TestManifest> = (0..3)
+        .map(|_| TestManifest::with_files(&text, &files))
+        .collect();
+    let (a, b, c) = tokio::join!(hosts[0].load(), hosts[1].load(), hosts[2].load());
+    for app in [a, b, c] {
+        app.expect("every host starts");
+    }
+    assert_eq!(pg.psql("SELECT count(*) FROM _flagon_migrations"), "2");
+    assert_eq!(pg.psql("SELECT count(*) FROM notes"), "1");
+    // The lock was given back: a fourth host takes it and starts at once.
+    TestManifest::with_files(&text, &files)
+        .load()
+        .await
+        .expect("a later host starts");
+    assert_eq!(pg.psql("SELECT count(*) FROM notes"), "1");
+}
+
 /// Each mistake in a Postgres section stops the load and names the key to fix.
 #[tokio::test]
 async fn postgres_manifest_mistakes_name_the_key() {

@@ -69,6 +69,12 @@ name = "todos-add"
 path = "/todos"
 component = "db"
 name = "todos"
+
+[[routes]]
+path = "/raw/query"
+methods = ["POST"]
+component = "db"
+name = "raw-query"
 "#,
         hello = program(programs::HELLO),
         web = program(programs::WEB),
@@ -227,6 +233,38 @@ async fn a_broken_reload_keeps_the_running_app_and_says_why() {
         "{body}"
     );
 
+    // A new migration beside a component that fails: the reload fails before any migration
+    // runs, so the running app's schema is unchanged.
+    std::fs::write(
+        dir.join("migrations/0002_extra.sql"),
+        "CREATE TABLE extra (id INTEGER PRIMARY KEY);\n",
+    )
+    .unwrap();
+    hangup(&server);
+    wait_for_count(&server, "reload failed", 3).await;
+    let count_extra = || {
+        Req::new("POST", "/raw/query")
+            .header("content-type", "application/json")
+            .body(r#"{"db": "main", "sql": "SELECT count(*) FROM extra", "p": []}"#)
+    };
+    let r = try_send(server.addr, count_extra()).await.unwrap();
+    assert!(r.text().contains("no-such-table"), "{}", r.text());
+
+    // The same SQLite file under another name would be a second writer: refused.
+    let text = manifest("second", "").replace(
+        "[databases.main]\nadapter = \"sqlite\"",
+        "[databases.renamed]\nadapter = \"sqlite\"\npath = \"data/sql/main/main.db\"",
+    );
+    let text = text.replace("sql = [\"main\"]", "sql = [\"renamed\"]");
+    std::fs::write(dir.join("flagon.toml"), text).unwrap();
+    hangup(&server);
+    wait_for_count(&server, "reload failed", 4).await;
+    assert!(
+        server.log().contains("is open as database `main`"),
+        "{}",
+        server.log()
+    );
+
     // A change to the SQLite database's settings needs a restart: refused, old app serving.
     let text = manifest("third", "").replace(
         "migrations = \"migrations\"",
@@ -234,7 +272,7 @@ async fn a_broken_reload_keeps_the_running_app_and_says_why() {
     );
     std::fs::write(dir.join("flagon.toml"), text).unwrap();
     hangup(&server);
-    wait_for_count(&server, "reload failed", 3).await;
+    wait_for_count(&server, "reload failed", 5).await;
     assert!(server.log().contains("restart flagon"), "{}", server.log());
     let (status, body) = get(&server, "/config").await;
     assert_eq!(
@@ -243,12 +281,19 @@ async fn a_broken_reload_keeps_the_running_app_and_says_why() {
         "{body}"
     );
 
-    // Fixed: the next reload goes through.
+    // Fixed: the next reload goes through, and applies the new migration.
     write_app(&dir, "fourth", "");
     hangup(&server);
     wait_for_count(&server, "reloaded", 1).await;
     let (_, body) = get(&server, "/config").await;
     assert!(body.contains("greeting=fourth "), "{body}");
+    let r = try_send(server.addr, count_extra()).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        server.log().contains("migration=0002_extra.sql"),
+        "{}",
+        server.log()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

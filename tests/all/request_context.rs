@@ -1,6 +1,6 @@
 //! A request's context across hosts: the id a trusted proxy gave it (`X-Request-Id`) and its W3C
 //! `traceparent` are kept, written to the JSON access log, and sent on with the requests a
-//! guest makes; a client that is not a trusted proxy cannot choose the id.
+//! guest makes; a client that is not a trusted proxy can choose neither.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -146,7 +146,7 @@ async fn a_trusted_proxys_request_id_and_the_trace_are_logged_and_sent_on() {
 }
 
 #[tokio::test]
-async fn a_client_that_is_not_a_trusted_proxy_cannot_choose_the_request_id() {
+async fn a_client_that_is_not_a_trusted_proxy_cannot_choose_the_request_id_or_trace() {
     let (up, seen) = upstream().await;
     // Only 10.0.0.1 is trusted; the test connects from 127.0.0.1.
     let server =
@@ -164,8 +164,12 @@ async fn a_client_that_is_not_a_trusted_proxy_cannot_choose_the_request_id() {
     assert_eq!(id.len(), 16);
     let headers = seen.lock().unwrap().pop().unwrap();
     assert_eq!(headers["x-request-id"], id.as_str());
-    // The trace context is a label, not a claim: it is continued from any client.
-    assert!(headers["traceparent"].to_str().unwrap().contains(TRACE_ID));
+    // Nor its trace: a new one is started, so it cannot set downstream sampling or
+    // `tracestate` either.
+    let traceparent = headers["traceparent"].to_str().unwrap();
+    assert!(!traceparent.contains(TRACE_ID), "{traceparent}");
+    assert!(traceparent.ends_with("-00"), "{traceparent}");
+    assert!(headers.get("tracestate").is_none());
     assert!(
         server
             .wait_for_log(&id, std::time::Duration::from_secs(5))

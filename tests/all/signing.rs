@@ -201,6 +201,124 @@ fn keygen_sign_verify_round_trip_through_the_binary() {
     assert!(!ok && err.contains("is not signed"), "{err}");
 }
 
+/// Whether any part of the private key in `pem` (a PEM document) shows in `out`.
+fn shows_private_key(pem: &str, out: &str) -> bool {
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    // Any 12 characters of its base64, wherever the lines break.
+    body.as_bytes()
+        .windows(12)
+        .any(|w| out.contains(std::str::from_utf8(w).unwrap()))
+}
+
+#[test]
+fn sign_replaces_the_sig_without_following_a_symlink() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("release.pk8");
+    let (ok, _, err) = flagon(&["keygen", "--out", s(&key_file)], &[]);
+    assert!(ok, "{err}");
+    let wasm = dir.path().join("hello.wasm");
+    std::fs::copy(programs::HELLO, &wasm).unwrap();
+    let sig_path = signature::signature_path(&wasm);
+    // Files someone who can write the directory points the names `sign` writes at.
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "untouched").unwrap();
+    let old_tmp = dir.path().join("hello.wasm.sig.tmp");
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(&victim, &old_tmp).unwrap();
+        std::os::unix::fs::symlink(&victim, &sig_path).unwrap();
+    }
+    for _ in 0..2 {
+        let (ok, out, err) = flagon(&["sign", "--key", s(&key_file), s(&wasm)], &[]);
+        assert!(ok, "{out}\n{err}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+        let meta = std::fs::symlink_metadata(&sig_path).unwrap();
+        assert!(
+            meta.file_type().is_file(),
+            "the `.sig` is a file of its own"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = meta.permissions().mode() & 0o777;
+            assert!(mode & !0o644 == 0 && mode & 0o600 == 0o600, "{mode:o}");
+        }
+        let sig = SignatureFile::read(&sig_path).unwrap().unwrap();
+        assert_eq!(sig.id, "hello");
+        // No temporary file is left behind.
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        let mut expected = vec!["hello.wasm", "hello.wasm.sig", "release.pk8", "victim"];
+        if cfg!(unix) {
+            expected.insert(2, "hello.wasm.sig.tmp");
+        }
+        assert_eq!(names, expected);
+    }
+}
+
+#[test]
+fn a_private_key_given_where_a_path_or_name_was_meant_is_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("release.pk8");
+    let (ok, _, err) = flagon(&["keygen", "--out", s(&key_file)], &[]);
+    assert!(ok, "{err}");
+    let pem = std::fs::read_to_string(&key_file).unwrap();
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let wasm = dir.path().join("hello.wasm");
+    std::fs::copy(programs::HELLO, &wasm).unwrap();
+    let wasm = s(&wasm);
+    // (The forms a shell passes to flagon as the flag's value; `--key "$(cat key.pk8)"`, with a
+    // value starting `-----`, is an error of the argument parser before any of this.)
+    let cases: Vec<Vec<String>> = [
+        vec!["sign".into(), format!("--key={pem}"), wasm.into()],
+        vec!["sign".into(), "--key".into(), body.clone(), wasm.into()],
+        vec!["sign".into(), format!("--key-env={pem}"), wasm.into()],
+        vec!["sign".into(), "--key-env".into(), body.clone(), wasm.into()],
+        vec![
+            "sign".into(),
+            "--key".into(),
+            s(&key_file).into(),
+            format!("--id={pem}"),
+            wasm.into(),
+        ],
+        vec![
+            "sign".into(),
+            "--key".into(),
+            s(&key_file).into(),
+            body.clone(),
+        ],
+        vec!["verify".into(), format!("--key={pem}"), wasm.into()],
+        vec!["verify".into(), "--key".into(), body.clone(), wasm.into()],
+        vec!["keygen".into(), "--out".into(), body.clone()],
+    ]
+    .into_iter()
+    .collect();
+    for args in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, out, err) = flagon(&args, &[]);
+        let shown = format!("{out}{err}");
+        assert!(!ok, "{}", args[0]);
+        assert!(!shows_private_key(&pem, &shown), "{}: {shown}", args[0]);
+        assert!(shown.contains("looks like a private key"), "{shown}");
+    }
+    // `--key-env` with the key in the variable, and a key file that is not one: errors name
+    // only the variable and the file.
+    let (ok, _, err) = flagon(
+        &["sign", "--key-env", "RELEASE_KEY", wasm],
+        &[("RELEASE_KEY", &pem.replace('M', "m"))],
+    );
+    assert!(!ok && err.contains("`RELEASE_KEY`"), "{err}");
+    assert!(!shows_private_key(&pem, &err), "{err}");
+    let broken = dir.path().join("broken.pk8");
+    std::fs::write(&broken, pem.replace('M', "m")).unwrap();
+    let (ok, _, err) = flagon(&["sign", "--key", s(&broken), wasm], &[]);
+    assert!(!ok && err.contains("broken.pk8"), "{err}");
+    assert!(!shows_private_key(&pem, &err), "{err}");
+}
+
 #[tokio::test]
 async fn a_signed_app_loads_and_serves() {
     let key = SigningKey::generate().unwrap().0;
@@ -395,7 +513,12 @@ async fn embedded_plugins_pass_as_signed_by_the_first_party_key() {
         let mut other = plugin.wasm.to_vec();
         other.push(0);
         let e = signature::check(&policy, Subject::Embedded(plugin), &other, place).unwrap_err();
-        assert!(format!("{e:#}").contains("first-party signature"), "{e:#}");
+        let e = format!("{e:#}");
+        assert!(e.contains("first-party signature"), "{e}");
+        assert!(
+            e.contains("`FLAGON_SIGNING_KEY=/path/to/flagon-plugins.pk8 bash plugins/build`"),
+            "{e}"
+        );
     }
 }
 
@@ -436,7 +559,8 @@ fn every_plugin_in_dist_is_signed_by_the_first_party_key() {
     }
     assert!(
         bad.is_empty(),
-        "{}\nsign them: `FLAGON_SIGNING_KEY=<first-party key> bash plugins/build`",
+        "{}\nsign them with the first-party private key file: \
+         `FLAGON_SIGNING_KEY=/path/to/flagon-plugins.pk8 bash plugins/build`",
         bad.join("\n")
     );
     // The binary agrees.

@@ -58,7 +58,14 @@ impl Live {
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         let app = self.current();
-        app.handle(req, client).await
+        let response = app.handle(req, client).await;
+        // The last request on an app a reload replaced drops it: its engine, pools and
+        // connections. That is slow work; do it off this request's path. (`Live` itself holds
+        // the current app, so a count of one means it was swapped out.)
+        if Arc::strong_count(&app) == 1 {
+            tokio::task::spawn_blocking(move || drop(app));
+        }
+        response
     }
 }
 

@@ -152,7 +152,6 @@ impl App {
             web: &web,
             engine: &engine.engine,
             cache_dir: cache_dir.as_deref(),
-            migrate: !options.skip_migrations,
             previous: running.map(|old| &*old.caps),
             same_engine,
         })
@@ -180,14 +179,18 @@ impl App {
                 millis = started.elapsed().as_millis() as u64,
                 "component loaded"
             );
-            // Loaded for `flagon migrate`, the migrations have not run yet, and an extension's
-            // check may read a table they create (auth-apikey-sql); it runs at `serve`.
-            if !options.skip_migrations {
-                loaded.check_settings(&engine.engine).await?;
-            }
             components.push(loaded);
         }
         let router = Router::new(manifest)?;
+        // Only once everything above loaded: an app that fails to load changes no schema.
+        // Loaded for `flagon migrate`, the migrations do not run here, nor the extensions'
+        // checks, which may read a table they create (auth-apikey-sql); both run at `serve`.
+        if !options.skip_migrations {
+            capabilities::sql::migrate(manifest, &caps.sql).await?;
+            for loaded in &components {
+                loaded.check_settings(&engine.engine).await?;
+            }
+        }
         let route_labels = manifest
             .routes
             .iter()

@@ -105,10 +105,11 @@ impl App {
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         let started = Instant::now();
-        // A trusted proxy's `X-Request-Id` is kept, so its log and ours share the id.
+        // A trusted proxy's `X-Request-Id` and `traceparent` are kept, so its log and ours
+        // share the ids.
         let from_proxy = self.web.hosts.trusted(client.ip());
-        let request_id =
-            RequestId::from_proxy(req.headers(), from_proxy).with_trace(Trace::of(req.headers()));
+        let request_id = RequestId::from_proxy(req.headers(), from_proxy)
+            .with_trace(Trace::of(req.headers(), from_proxy));
         let method = req.method().clone();
         // A `Uri` clone shares its bytes; kept for the access log only.
         let uri = req.uri().clone();

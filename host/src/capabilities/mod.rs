@@ -62,8 +62,6 @@ pub struct AppSetup<'a> {
     pub engine: &'a Engine,
     /// Where compiled components are cached, if anywhere.
     pub cache_dir: Option<&'a std::path::Path>,
-    /// Apply pending database migrations (`flagon migrate --status` loads without).
-    pub migrate: bool,
     /// On reload, the running app's state: stores and database pools whose settings did not
     /// change are kept rather than opened again.
     pub previous: Option<&'a AppCaps>,

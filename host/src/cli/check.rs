@@ -11,6 +11,7 @@ use crate::capabilities::{Entry, REGISTRY};
 use crate::http::router::Router;
 use crate::manifest::{Manifest, World};
 use crate::runtime::{EngineSettings, FlagonEngine};
+use crate::signature::Verdict;
 
 pub(super) fn check(path: &Path, options: &LoadOptions) -> Result<()> {
     let manifest = Manifest::load(path)?;
@@ -58,6 +59,13 @@ pub(super) fn check(path: &Path, options: &LoadOptions) -> Result<()> {
                 let imports = &checked.imports;
                 if checked.world == World::WasiHttp {
                     println!("  world: wasi:http/proxy (a standard wasi:http component)");
+                }
+                match &checked.signature {
+                    Verdict::Trusted(key) => println!("  signed by {key} (trusted)"),
+                    Verdict::Untrusted(key) => {
+                        println!("  signed by {key} (not in `[app] trusted_keys`)")
+                    }
+                    Verdict::Unchecked => println!("  signature: none checked"),
                 }
                 for i in imports {
                     let cap = i.outcome.as_ref().expect("checked");

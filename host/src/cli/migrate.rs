@@ -30,7 +30,7 @@ pub(super) fn migrate(path: &Path, status_only: bool, mut options: LoadOptions) 
             let applied_now = if status_only {
                 Vec::new()
             } else {
-                migrations::apply(pool, &files)
+                migrations::apply(pool, &files, migrations::Lock::for_adapter(&db.kind()))
                     .await
                     .with_context(|| format!("database `{name}`"))?
             };

@@ -54,10 +54,19 @@ pub(super) fn serve(
         .build()
         .context("failed to start the async runtime")?;
     runtime.block_on(async move {
+        // Before anything slow: SIGTERM while loading stops cleanly, and SIGHUP is not the
+        // default action (which ends the process) at any point after start.
+        let shutdown = shutdown_signal();
+        let hangup = hangup_signal();
         let started = std::time::Instant::now();
         let app = Arc::new(App::load(&manifest, &options).await?);
         let live = Arc::new(Live::new(app.clone()));
         let addr = listen.unwrap_or(manifest.server.listen);
+        let admin = admin.or(manifest.admin.as_ref().map(|a| a.listen));
+        // Before either binds, so that the clash is what the error says.
+        if let Some(admin) = admin {
+            crate::app::AdminServer::check_address(admin, addr)?;
+        }
         let server = Server::bind(live.clone(), addr).await?;
         tracing::info!(
             app = app.name(),
@@ -70,7 +79,7 @@ pub(super) fn serve(
         drop(app);
         // Health, readiness and metrics on a listener of their own (`[admin]`,
         // `--admin-listen`); it outlives the public one's drain, so `/readyz` says `draining`.
-        let admin = match admin.or(manifest.admin.as_ref().map(|a| a.listen)) {
+        let admin = match admin {
             Some(addr) => {
                 Some(crate::app::AdminServer::start(live.clone(), addr, server.local_addr()).await?)
             }
@@ -87,12 +96,13 @@ pub(super) fn serve(
             live.clone(),
             path.to_path_buf(),
             options,
+            hangup,
             watcher.map(|(w, changes)| (w, changes, Plan::new(&manifest))),
         ));
         let draining = live.clone();
         server
             .run(async move {
-                shutdown_signal().await;
+                shutdown.await;
                 draining.start_draining();
             })
             .await?;
@@ -105,21 +115,33 @@ pub(super) fn serve(
     })
 }
 
-/// Reload on SIGHUP, and on changes to the app's files when watching; one reload at a time.
-async fn reload_on_demand(
-    live: Arc<Live>,
-    path: PathBuf,
-    options: LoadOptions,
-    mut watch: Option<(Watch, mpsc::UnboundedReceiver<Vec<PathBuf>>, Plan)>,
-) {
+/// SIGHUP's handler, installed now (see [`shutdown_signal`]); `None` where there is none.
+#[cfg(unix)]
+type Hangup = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangup = Option<()>;
+
+fn hangup_signal() -> Hangup {
     #[cfg(unix)]
-    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => Some(s),
         Err(e) => {
             tracing::warn!("cannot handle SIGHUP, so it will not reload the app: {e}");
             None
         }
-    };
+    }
+    #[cfg(not(unix))]
+    None
+}
+
+/// Reload on SIGHUP, and on changes to the app's files when watching; one reload at a time.
+async fn reload_on_demand(
+    live: Arc<Live>,
+    path: PathBuf,
+    options: LoadOptions,
+    #[cfg_attr(not(unix), allow(unused_mut))] mut hangup: Hangup,
+    mut watch: Option<(Watch, mpsc::UnboundedReceiver<Vec<PathBuf>>, Plan)>,
+) {
     loop {
         #[cfg(unix)]
         let hup = async {
@@ -142,13 +164,18 @@ async fn reload_on_demand(
                 reload(&live, &path, &options).await;
             }
             Some(paths) = changed => {
-                let Some((_, _, plan)) = &watch else { continue };
+                let Some((watcher, changes, plan)) = &mut watch else { continue };
+                watcher.add_new(&paths);
                 let change = plan.classify(paths.iter().map(PathBuf::as_path));
                 if !change.reload {
                     continue;
                 }
-                if !change.rebuild.is_empty() && !rebuild(&path, &change.rebuild).await {
-                    continue;
+                if !change.rebuild.is_empty() {
+                    if !rebuild(&path, &change.rebuild).await {
+                        continue;
+                    }
+                    // What the build wrote (its `.wasm`) is what this reload loads.
+                    while changes.try_recv().is_ok() {}
                 }
                 tracing::info!("files changed: reloading");
                 if reload(&live, &path, &options).await
@@ -219,8 +246,10 @@ async fn reload(live: &Live, path: &Path, options: &LoadOptions) -> bool {
                 millis = started.elapsed().as_millis() as u64,
                 "reloaded"
             );
-            // The old app is dropped when the last request running on it ends.
-            drop(live.swap(app));
+            // The old app is dropped when the last request running on it ends (see
+            // `Live::handle`), or here, off the runtime's workers, if none is.
+            let old = live.swap(app);
+            tokio::task::spawn_blocking(move || drop(old));
             crate::metrics::reloaded(true);
             true
         }

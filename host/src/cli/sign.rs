@@ -2,8 +2,11 @@
 //! `<file>.wasm.sig` beside each (the format and the check are `crate::signature`'s).
 //!
 //! The private key is read from a file or an environment variable and never printed or logged;
-//! errors about it name the file or variable, never its contents.
+//! errors about it name the file or variable, never its contents. Every path, name and id given
+//! is checked first not to be key material itself (the key pasted where its path was meant), as
+//! errors quote those.
 
+use std::fs::OpenOptions;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -14,6 +17,7 @@ use crate::signature::{self, PublicKey, Refusal, SignatureFile, SigningKey};
 /// `flagon keygen --out PATH`: a new key, its private half in a new file of mode 0600, its public
 /// half printed.
 pub(super) fn keygen(out: &Path) -> Result<()> {
+    not_a_key("--out", out.as_os_str().as_encoded_bytes())?;
     if out.symlink_metadata().is_ok() {
         bail!(
             "refusing to overwrite `{}`: it exists\n  help: choose another `--out`, or delete it if it is no longer needed",
@@ -37,7 +41,7 @@ pub(super) fn keygen(out: &Path) -> Result<()> {
 
 /// Create `path` (never replacing a file) with mode 0600 and write `bytes` to it.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut options = std::fs::OpenOptions::new();
+    let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
@@ -54,11 +58,40 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("cannot write `{}`", path.display()))
 }
 
+/// Refuse a `flag`'s value that is a private key rather than what the flag takes, before any
+/// message can quote it (and without quoting it).
+fn not_a_key(flag: &str, value: &[u8]) -> Result<()> {
+    if signature::looks_like_private_key(value) {
+        bail!(
+            "the value given for `{flag}` looks like a private key itself (not shown); it is not \
+             used\n  help: `--key` takes the path of the private key file, `--key-env` the name of \
+             an environment variable holding the key; if this key was pasted into a shared \
+             terminal or log, consider it exposed"
+        );
+    }
+    Ok(())
+}
+
+/// [`not_a_key`] for `--id` and the files.
+fn no_key_among(id: Option<&str>, files: &[PathBuf]) -> Result<()> {
+    if let Some(id) = id {
+        not_a_key("--id", id.as_bytes())?;
+    }
+    for file in files {
+        not_a_key("<FILES>", file.as_os_str().as_encoded_bytes())?;
+    }
+    Ok(())
+}
+
 /// The signing key, from `--key PATH` or `--key-env VAR`.
 fn signing_key(key: Option<&Path>, key_env: Option<&str>) -> Result<SigningKey> {
     match (key, key_env) {
-        (Some(path), _) => SigningKey::read_file(path),
+        (Some(path), _) => {
+            not_a_key("--key", path.as_os_str().as_encoded_bytes())?;
+            SigningKey::read_file(path)
+        }
         (None, Some(var)) => {
+            not_a_key("--key-env", var.as_bytes())?;
             let value = std::env::var_os(var).ok_or_else(|| {
                 anyhow!("environment variable `{var}` is not set (`--key-env {var}`)")
             })?;
@@ -118,6 +151,7 @@ pub(super) fn sign(
     id: Option<&str>,
     files: &[PathBuf],
 ) -> Result<()> {
+    no_key_among(id, files)?;
     one_id_for_one_file(id, files)?;
     let key = signing_key(key, key_env)?;
     for file in files {
@@ -125,13 +159,7 @@ pub(super) fn sign(
         let wasm = read_wasm(file)?;
         let sig = key.sign(&id, &wasm);
         let path = signature::signature_path(file);
-        // Written beside it and renamed over the old one, so a reader sees one or the other.
-        let mut tmp = path.clone().into_os_string();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        std::fs::write(&tmp, sig.to_text())
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .with_context(|| format!("cannot write `{}`", path.display()))?;
+        replace_file(&path, sig.to_text().as_bytes())?;
         println!(
             "signed `{}` as `{id}` by {} -> `{}`",
             file.display(),
@@ -142,8 +170,63 @@ pub(super) fn sign(
     Ok(())
 }
 
+/// Write `bytes` to `path`, mode 0644, replacing it: through a new file beside it, with a random
+/// name, created exclusively (`O_EXCL`: never an existing file, never through a symlink), then
+/// renamed over `path` (which replaces a symlink there rather than following it). A reader sees
+/// the old file or the new one; on an error the temporary file is removed.
+fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = temp_path(path)?;
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o644);
+    // Nothing to remove if this fails: whatever is at `tmp` is not ours.
+    let mut file = options.open(&tmp).map_err(|e| {
+        anyhow!(
+            "cannot write `{}`: cannot create `{}`: {e}",
+            path.display(),
+            tmp.display()
+        )
+    })?;
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| anyhow!("cannot write `{}`: {e}", tmp.display()));
+    drop(file);
+    let replaced = written.and_then(|()| {
+        std::fs::rename(&tmp, path).map_err(|e| {
+            anyhow!(
+                "cannot rename `{}` to `{}`: {e}",
+                tmp.display(),
+                path.display()
+            )
+        })
+    });
+    if replaced.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    replaced
+}
+
+/// `<path>.<16 random hex digits>.tmp`, beside `path`.
+fn temp_path(path: &Path) -> Result<PathBuf> {
+    use ring::rand::SecureRandom as _;
+    let mut suffix = [0u8; 8];
+    ring::rand::SystemRandom::new()
+        .fill(&mut suffix)
+        .map_err(|_| anyhow!("the system random number generator failed"))?;
+    let mut name = path.as_os_str().to_owned();
+    name.push(".");
+    for b in suffix {
+        name.push(format!("{b:02x}"));
+    }
+    name.push(".tmp");
+    Ok(PathBuf::from(name))
+}
+
 /// A `--key`: `ed25519:<base64>`, or a file holding one.
 fn trusted_key(arg: &str) -> Result<PublicKey> {
+    not_a_key("--key", arg.as_bytes())?;
     if arg.starts_with(signature::KEY_PREFIX) {
         arg.parse()
             .map_err(|e| anyhow!("`--key {arg}` is not a public key: {e}"))
@@ -154,6 +237,7 @@ fn trusted_key(arg: &str) -> Result<PublicKey> {
 
 /// `flagon verify`: every file's signature must hold, by one of `keys`.
 pub(super) fn verify(keys: &[String], id: Option<&str>, files: &[PathBuf]) -> Result<()> {
+    no_key_among(id, files)?;
     one_id_for_one_file(id, files)?;
     let trusted = keys
         .iter()

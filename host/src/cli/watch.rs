@@ -77,11 +77,27 @@ impl Plan {
                 .filter_map(|db| db.migrations.as_ref())
                 .map(|m| manifest.resolve(m)),
         );
-        let outputs: Vec<PathBuf> = manifest
+        // Files a reload reads but no build writes from sources here: components' `.wasm`
+        // and their signatures, adapter components, CA files.
+        let mut outputs: Vec<PathBuf> = manifest
             .components
             .values()
             .filter_map(|c| c.wasm(manifest).path().map(Path::to_path_buf))
+            .flat_map(|wasm| {
+                let sig = PathBuf::from(format!("{}.sig", wasm.display()));
+                [wasm, sig]
+            })
             .collect();
+        for db in manifest.databases.values() {
+            if let AdapterKind::Component(path) = db.kind() {
+                let path = manifest.resolve(&path);
+                outputs.push(PathBuf::from(format!("{}.sig", path.display())));
+                outputs.push(path);
+            }
+            if let Some(ca) = &db.ca_file {
+                outputs.push(manifest.resolve(ca));
+            }
+        }
         let builds: Vec<(String, PathBuf)> = manifest
             .components
             .iter()
@@ -94,7 +110,15 @@ impl Plan {
                 (id.clone(), dir)
             })
             .collect();
-        let canon = |p: PathBuf| p.canonicalize().unwrap_or(p);
+        // Through the parent, so that a file that does not exist yet (a `.sig`) compares
+        // like the paths `classify` sees.
+        let canon = |p: PathBuf| match (p.parent(), p.file_name()) {
+            (Some(dir), Some(name)) => dir
+                .canonicalize()
+                .map(|d| d.join(name))
+                .unwrap_or_else(|_| p.clone()),
+            _ => p.canonicalize().unwrap_or(p),
+        };
         Self {
             root: canon(manifest.dir.clone()),
             ignored: ignored.into_iter().map(canon).collect(),
@@ -165,32 +189,42 @@ impl Plan {
 }
 
 /// Watches the app's directory; changes arrive, batched, on the returned channel.
+///
+/// Each directory is watched on its own (not one recursive watch), skipping [`IGNORED_DIRS`]:
+/// a `target/` or `node_modules/` holds thousands of directories, each of which would cost an
+/// inotify watch. Directories made later are added as their creation is seen ([`Watch::add`]).
 pub struct Watch {
-    _watcher: notify::RecommendedWatcher,
+    watcher: notify::RecommendedWatcher,
 }
 
 /// How long the directory must be quiet before a batch of changes is acted on: an editor's
 /// save or a build writes several files.
 const SETTLE: Duration = Duration::from_millis(300);
 
+/// Most directories watched: past it, the rest are not (and a warning says so).
+const MAX_WATCHED_DIRS: usize = 4096;
+
 impl Watch {
-    /// Watch `root` (recursively); every batch of changed paths is sent on the channel.
+    /// Watch `root` and the directories below it; every batch of changed paths is sent on the
+    /// channel.
     pub fn start(root: &Path) -> Result<(Self, mpsc::UnboundedReceiver<Vec<PathBuf>>)> {
         let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<PathBuf>();
-        let mut watcher =
-            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                let Ok(event) = event else { return };
-                if event.kind.is_access() {
-                    return;
-                }
-                for path in event.paths {
-                    let _ = raw_tx.send(path);
-                }
-            })
-            .context("cannot watch the app's files")?;
-        watcher
-            .watch(root, RecursiveMode::Recursive)
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            let Ok(event) = event else { return };
+            if event.kind.is_access() {
+                return;
+            }
+            for path in event.paths {
+                let _ = raw_tx.send(path);
+            }
+        })
+        .context("cannot watch the app's files")?;
+        let mut watch = Self { watcher };
+        watch
+            .watcher
+            .watch(root, RecursiveMode::NonRecursive)
             .with_context(|| format!("cannot watch `{}`", root.display()))?;
+        watch.add(root);
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             while let Some(first) = raw_rx.recv().await {
@@ -209,7 +243,54 @@ impl Watch {
                 }
             }
         });
-        Ok((Self { _watcher: watcher }, rx))
+        Ok((watch, rx))
+    }
+
+    /// Watch the directories below `dir` (not `dir` itself), skipping [`IGNORED_DIRS`]. A path
+    /// that is not a directory is ignored, so every changed path can be passed here.
+    pub fn add(&mut self, dir: &Path) {
+        let mut todo = vec![dir.to_path_buf()];
+        let mut watched = 0;
+        while let Some(dir) = todo.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let ignored = IGNORED_DIRS.iter().any(|d| entry.file_name() == *d);
+                if ignored || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    continue;
+                }
+                if watched == MAX_WATCHED_DIRS {
+                    tracing::warn!(
+                        "watching only {MAX_WATCHED_DIRS} directories under `{}`",
+                        dir.display()
+                    );
+                    return;
+                }
+                let path = entry.path();
+                if self
+                    .watcher
+                    .watch(&path, RecursiveMode::NonRecursive)
+                    .is_ok()
+                {
+                    watched += 1;
+                    todo.push(path);
+                }
+            }
+        }
+    }
+
+    /// After a change: watch any directory it made.
+    pub fn add_new(&mut self, paths: &[PathBuf]) {
+        for path in paths {
+            let ignored = path
+                .components()
+                .any(|c| IGNORED_DIRS.iter().any(|d| c.as_os_str() == *d));
+            if !ignored && path.is_dir() {
+                let _ = self.watcher.watch(path, RecursiveMode::NonRecursive);
+                self.add(path);
+            }
+        }
     }
 }
 
@@ -257,6 +338,7 @@ mod tests {
         assert_eq!(one("flagon.toml"), reload);
         assert_eq!(one("templates/index.html"), reload);
         assert_eq!(one("target/wasm32-wasip2/release/web.wasm"), reload);
+        assert_eq!(one("target/wasm32-wasip2/release/web.wasm.sig"), reload);
         // Build output, the app's own store, editor scratch files.
         assert_eq!(one("target/release/deps/x.rlib"), Change::default());
         assert_eq!(one("data/kv/cache.redb"), Change::default());

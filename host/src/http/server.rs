@@ -255,24 +255,33 @@ async fn first_bytes_in_time(stream: &TcpStream, timeout: Duration) -> bool {
     tokio::time::timeout(timeout, sniff).await.unwrap_or(false)
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when it
+/// is first polled, so a signal that comes meanwhile (while the app loads) is not lost, nor
+/// does it kill the process by its default action. Call it inside the runtime.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let int = signal(SignalKind::interrupt());
+        let term = signal(SignalKind::terminate());
+        async move {
+            let wait = |s: std::io::Result<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(int) => tracing::info!("received SIGINT"),
+                () = wait(term) => tracing::info!("received SIGTERM"),
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("received SIGINT"),
-        () = term => tracing::info!("received SIGTERM"),
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("received Ctrl-C");
     }
 }

@@ -1,8 +1,10 @@
 //! W3C Trace Context (<https://www.w3.org/TR/trace-context/>): the `traceparent` a request
 //! came with, continued into the requests its guests send out.
 //!
-//! A request that brings a valid `traceparent` keeps its trace id; one that brings none (or an
-//! invalid one, which the spec says to ignore) starts a trace. Either way the request gets a
+//! A request from a trusted proxy (`[server] trusted_proxies`) that brings a valid
+//! `traceparent` keeps its trace id; any other request (no header, an invalid one, which the
+//! spec says to ignore, or a client that is not a trusted proxy, which could otherwise set the
+//! sampled flag or `tracestate` of every service downstream) starts a trace. Either way the request gets a
 //! span id of its own, which outbound requests carry as their parent. `tracestate` is passed
 //! on unchanged when it came with a valid `traceparent`. Flagon does not record spans itself:
 //! a trace it starts is not marked sampled; one it continues keeps the caller's flags.
@@ -38,10 +40,11 @@ fn fresh() -> u64 {
 }
 
 impl Trace {
-    /// The trace of a request with these headers: its `traceparent` continued, or a new trace.
-    pub fn of(headers: &HeaderMap) -> Self {
+    /// The trace of a request with these headers: its `traceparent` continued when it came
+    /// from a trusted proxy (`trusted`), else a new trace.
+    pub fn of(headers: &HeaderMap, trusted: bool) -> Self {
         let span_id = fresh().to_be_bytes();
-        if let Some((trace_id, flags)) = parse_traceparent(headers) {
+        if let Some((trace_id, flags)) = trusted.then(|| parse_traceparent(headers)).flatten() {
             let state = headers
                 .get("tracestate")
                 .filter(|v| v.len() <= MAX_TRACESTATE && v.to_str().is_ok())
@@ -53,9 +56,12 @@ impl Trace {
                 state,
             };
         }
+        // The span id's counter value, mixed again under another constant: one atomic
+        // increment per request, and trace ids as unique as span ids.
         let mut trace_id = [0; 16];
-        trace_id[..8].copy_from_slice(&fresh().to_be_bytes());
-        trace_id[8..].copy_from_slice(&fresh().to_be_bytes());
+        trace_id[..8].copy_from_slice(&span_id);
+        let second = super::request_id::mix(u64::from_be_bytes(span_id) ^ 0x7f4a_7c15_9e37_79b9);
+        trace_id[8..].copy_from_slice(&second.to_be_bytes());
         Self {
             trace_id,
             span_id,
@@ -145,11 +151,27 @@ mod tests {
         h
     }
 
+    impl Trace {
+        fn of_trusted(headers: &HeaderMap) -> Self {
+            Self::of(headers, true)
+        }
+    }
+
+    #[test]
+    fn an_untrusted_clients_traceparent_is_not_continued() {
+        let t = Trace::of(
+            &headers(&[("traceparent", PARENT), ("tracestate", "a=b")]),
+            false,
+        );
+        assert_ne!(t.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!((t.flags, t.state), (0, None));
+    }
+
     const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
     #[test]
     fn a_valid_traceparent_is_continued_with_a_new_span() {
-        let t = Trace::of(&headers(&[
+        let t = Trace::of_trusted(&headers(&[
             ("traceparent", PARENT),
             ("tracestate", "rojo=00f067aa0ba902b7"),
         ]));
@@ -179,7 +201,7 @@ mod tests {
             "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
             "garbage",
         ] {
-            let t = Trace::of(&headers(&[("traceparent", bad), ("tracestate", "a=b")]));
+            let t = Trace::of_trusted(&headers(&[("traceparent", bad), ("tracestate", "a=b")]));
             assert_ne!(
                 t.trace_id().to_string(),
                 "4bf92f3577b34da6a3ce929d0e0e4736",
@@ -189,21 +211,21 @@ mod tests {
             assert_eq!(t.state, None, "{bad}");
         }
         // Two traceparent headers: ambiguous, ignored.
-        let t = Trace::of(&headers(&[
+        let t = Trace::of_trusted(&headers(&[
             ("traceparent", PARENT),
             ("traceparent", PARENT),
         ]));
         assert_eq!(t.flags, 0);
         // A later version's extra fields are allowed.
         let v1 = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-more";
-        let t = Trace::of(&headers(&[("traceparent", v1)]));
+        let t = Trace::of_trusted(&headers(&[("traceparent", v1)]));
         assert_eq!(t.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
     }
 
     #[test]
     fn new_traces_and_spans_are_distinct() {
-        let a = Trace::of(&HeaderMap::new());
-        let b = Trace::of(&HeaderMap::new());
+        let a = Trace::of_trusted(&HeaderMap::new());
+        let b = Trace::of_trusted(&HeaderMap::new());
         assert_ne!(a.trace_id, b.trace_id);
         assert_ne!(a.span_id, b.span_id);
         assert_ne!(a.trace_id, [0; 16]);

@@ -37,6 +37,14 @@ impl Manifest {
         }
         for (i, key) in self.app.trusted_keys.iter().enumerate() {
             if let Err(why) = key.parse::<PublicKey>() {
+                // Never echo what may be a private key pasted in the wrong place.
+                if signature::looks_like_private_key(key.as_bytes()) {
+                    return Err(self.invalid(
+                        format!("app.trusted_keys[{i}]"),
+                        "this looks like a private key (not quoted here); a private key must never be in the manifest".to_string(),
+                        "remove it now and treat it as leaked; list the public key `flagon keygen` printed: `\"ed25519:<base64 of 32 bytes>\"`",
+                    ));
+                }
                 return Err(self.invalid(
                     format!("app.trusted_keys[{i}]"),
                     format!("`{}` is not an Ed25519 public key: {why}", log_safe(key)),

@@ -396,7 +396,14 @@ component = "hello"
         let b = m.resolve_variables_for(|_| None, true).unwrap()["pepper"]
             .value
             .clone();
-        assert!(a.len() >= 43 && a != b, "{a} {b}");
+        // Made once per process and app: a reload keeps what was made with it working.
+        assert!(a.len() >= 43 && a == b, "{a} {b}");
+        let mut other = m.clone();
+        other.file = other.file.with_file_name("other.toml");
+        let c = other.resolve_variables_for(|_| None, true).unwrap()["pepper"]
+            .value
+            .clone();
+        assert_ne!(a, c, "another app gets its own");
         let set = m
             .resolve_variables_for(|_| Some("given".into()), true)
             .unwrap();

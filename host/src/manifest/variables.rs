@@ -124,7 +124,7 @@ impl Manifest {
                     variable = %name,
                     "development mode: variable `{name}` has a random value for this run; what is made with it stops working at the next start"
                 );
-                value = Some(random_value());
+                value = Some(dev_random_value(&self.file, name));
             }
             let Some(value) = value.or_else(|| v.default.clone()) else {
                 let mut looked = Vec::new();
@@ -191,6 +191,20 @@ pub fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>> {
 }
 
 /// 32 random bytes from the system's generator, base64url without padding.
+/// The `dev_random` value of variable `name` of the app at `manifest`: made once per process,
+/// so that a reload keeps it (and what was made with it keeps working) until the next start.
+fn dev_random_value(manifest: &Path, name: &str) -> String {
+    static VALUES: std::sync::Mutex<BTreeMap<(PathBuf, String), String>> =
+        std::sync::Mutex::new(BTreeMap::new());
+    let mut values = VALUES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    values
+        .entry((manifest.to_path_buf(), name.to_owned()))
+        .or_insert_with(random_value)
+        .clone()
+}
+
 fn random_value() -> String {
     use base64::Engine as _;
     use ring::rand::SecureRandom as _;

@@ -90,6 +90,7 @@ impl PublicKey {
     /// Read a public key file (`flagon keygen`'s output saved, such as
     /// `plugins/flagon-plugins.pub`): one `ed25519:...` line; `#` lines are comments.
     pub fn read_file(path: &Path) -> Result<Self> {
+        refuse_key_as_path(path, "a public key file")?;
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow!("cannot read public key `{}`: {e}", path.display()))?;
         let mut keys = text
@@ -191,7 +192,9 @@ pub struct SignatureFile {
 impl SignatureFile {
     /// Parse a signature file's text; an error says what is wrong (never how to forge it).
     pub fn parse(text: &str) -> Result<Self, String> {
-        let sig: Self = toml::from_str(text).map_err(|e| e.message().to_string())?;
+        // TOML refuses a duplicate key and anything after the last value; the message may quote
+        // the file's text, so it is escaped for a terminal or a log.
+        let sig: Self = toml::from_str(text).map_err(|e| log_safe(e.message()).into_owned())?;
         if sig.format != FORMAT {
             return Err(format!(
                 "it is format {}, and this Flagon reads format {FORMAT}",
@@ -281,6 +284,7 @@ impl SigningKey {
 
     /// Read a private key file; a warning if others may read it. Errors never quote it.
     pub fn read_file(path: &Path) -> Result<Self> {
+        refuse_key_as_path(path, "a private key file")?;
         let file = std::fs::File::open(path)
             .map_err(|e| anyhow!("cannot read private key `{}`: {e}", path.display()))?;
         #[cfg(unix)]
@@ -381,6 +385,56 @@ fn decode_pkcs8(input: &[u8]) -> Result<Vec<u8>, String> {
     let mut b64 = b64.into_bytes();
     wipe(&mut b64);
     der
+}
+
+/// Whether `value`, given where a path, a variable's name or an id was expected, looks like
+/// private key material instead: PEM (`-----BEGIN ...`), PKCS#8 DER, or its base64. A message
+/// must then not quote it (paths, names and ids are otherwise quoted in errors and logs).
+pub fn looks_like_private_key(value: &[u8]) -> bool {
+    let value = value.trim_ascii();
+    let contains = |needle: &[u8]| value.windows(needle.len()).any(|w| w == needle);
+    if contains(b"-----BEGIN") || contains(b"PRIVATE KEY") {
+        return true;
+    }
+    // DER starts with a SEQUENCE tag, and is binary.
+    if value.first() == Some(&0x30) && !value.is_ascii() {
+        return true;
+    }
+    // Its base64 (a PEM's body, or what a `--key-env` variable may hold), which the SEQUENCE
+    // tag makes start with `M`. A path or a name with a `.`, `-` or `_` is never this.
+    let mut b64: Vec<u8> = value
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    let mut key_like = b64.len() >= 40
+        && b64.starts_with(b"M")
+        && b64
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
+    if key_like {
+        key_like = match STANDARD.decode(&b64) {
+            Ok(mut der) => {
+                let sequence = der.first() == Some(&0x30);
+                wipe(&mut der);
+                sequence
+            }
+            Err(_) => false,
+        };
+    }
+    wipe(&mut b64);
+    key_like
+}
+
+/// An error, quoting nothing, if the path given for `what` is private key material.
+fn refuse_key_as_path(path: &Path, what: &str) -> Result<()> {
+    if looks_like_private_key(path.as_os_str().as_encoded_bytes()) {
+        return Err(anyhow!(
+            "the path given for {what} looks like a private key itself (not shown): pass the path \
+             of the file that holds it"
+        ));
+    }
+    Ok(())
 }
 
 /// Overwrite secret bytes before they are freed (best effort: copies made by the allocator or
@@ -491,7 +545,8 @@ pub struct Place<'a> {
     /// The table: `components.hello` or `databases.main`.
     pub table: &'a str,
     /// Its id (the component's, or the database's name): a file may be signed as this or as
-    /// its own name without `.wasm`.
+    /// its own name without `.wasm`. Either is only a name in the signing key's namespace: a
+    /// component the same key signed under a matching id, for any app, passes here too.
     pub id: &'a str,
     /// The manifest file.
     pub manifest: &'a Path,
@@ -544,8 +599,9 @@ pub fn check(
                 anyhow!(
                     "refusing to load `[{table}]` in `{manifest}`: the embedded plugin `{}` does not match \
                      its first-party signature: {why}\n  help: this `flagon` was built from a `plugins/dist` \
-                     that was rebuilt without signing it: sign it with \
-                     `FLAGON_SIGNING_KEY=<first-party key> bash plugins/build`, or use a released `flagon`",
+                     that was rebuilt without signing it: sign it with the first-party release key's \
+                     private key file, `FLAGON_SIGNING_KEY=/path/to/flagon-plugins.pk8 bash plugins/build`, \
+                     or use a released `flagon`",
                     plugin.name
                 )
             })
@@ -738,10 +794,81 @@ mod tests {
             (text.replace(&sig.signature, "AAAA"), "`signature`"),
             ("format = 1\n".to_string(), "missing field"),
             ("not toml".to_string(), ""),
+            // A key given twice, even with the same value, or one that would win over the
+            // signed one.
+            (format!("{text}id = \"hello\"\n"), "duplicate key"),
+            (format!("{text}id = \"admin\"\n"), "duplicate key"),
+            (format!("id = \"admin\"\n{text}"), "duplicate key"),
+            (format!("{text}format = 1\n"), "duplicate key"),
+            // Anything after the last value.
+            (format!("{text}garbage"), ""),
+            (format!("{text}\0"), ""),
+            (text.replace("format = 1", "format = 1 2"), ""),
+            (
+                text.replace(&sig.signature, &format!("{}\" x", sig.signature)),
+                "",
+            ),
+            (format!("{text}[table]\n"), ""),
         ];
         for (bad, why) in refused {
             let err = SignatureFile::parse(&bad).unwrap_err();
             assert!(err.contains(why), "{bad}: {err}");
+        }
+        // Comments and blank lines are all it takes besides the five keys.
+        assert_eq!(
+            SignatureFile::parse(&format!("\n# a comment\n{text}\n# another\n")).unwrap(),
+            sig
+        );
+    }
+
+    #[test]
+    fn parse_errors_are_safe_to_print() {
+        // TOML allows C1 controls and bidirectional overrides in a string, and the error
+        // quotes it.
+        let err = SignatureFile::parse("format = \"\u{9b}31m\u{202e}x\"\n").unwrap_err();
+        assert!(err.contains("31m"), "{err:?}");
+        assert!(
+            !err.contains('\u{9b}') && !err.contains('\u{202e}'),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_private_key_given_as_a_path_is_never_quoted() {
+        let (_, pem_text) = SigningKey::generate().unwrap();
+        let body: String = pem_text
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        let der = STANDARD.decode(&body).unwrap();
+        for key in [pem_text.as_bytes(), body.as_bytes(), &der] {
+            assert!(looks_like_private_key(key));
+        }
+        assert!(looks_like_private_key(format!(" {body}\n").as_bytes()));
+        for not_a_key in [
+            &b"release.pk8"[..],
+            b"/home/me/.flagon-keys/release.pk8",
+            b"RELEASE_KEY",
+            b"target/wasm32-wasip2/release/hello.wasm",
+            b"flagon-auth-jwt",
+            b"ed25519:11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+            b"",
+        ] {
+            assert!(!looks_like_private_key(not_a_key), "{not_a_key:?}");
+        }
+        for path in [&pem_text, &body] {
+            let path = Path::new(path);
+            let errors = [
+                format!("{:#}", SigningKey::read_file(path).unwrap_err()),
+                format!("{:#}", PublicKey::read_file(path).unwrap_err()),
+            ];
+            for err in errors {
+                assert!(err.contains("looks like a private key"), "{err}");
+                for line in body.as_bytes().chunks(16) {
+                    let part = std::str::from_utf8(line).unwrap();
+                    assert!(!err.contains(part), "{err}");
+                }
+            }
         }
     }
 

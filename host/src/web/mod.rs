@@ -160,7 +160,7 @@ fn session_setup(
             tracing::warn!(
                 "DEVELOPMENT MODE: sessions use an ephemeral random key; every restart logs everyone out. Never run --dev in production."
             );
-            SessionKeys::ephemeral()
+            SessionKeys::ephemeral_for(&manifest.file)
         }
         None => bail!(
             "components are granted `session` but `{}` sets no session key.\n  help: add `[session] secret = \"session_key\"` and `[variables.session_key] env = \"FLAGON_SESSION_KEY\"` with `secret = true`, then set FLAGON_SESSION_KEY (e.g. `export FLAGON_SESSION_KEY=$(openssl rand -base64 48)`); for local development only, use `flagon serve --dev`",

@@ -242,6 +242,22 @@ impl SessionKeys {
         Self::new(&secret, &[]).expect("a random secret of the minimum length is accepted")
     }
 
+    /// The development-mode key of the app at `manifest`: random, made once per process, so
+    /// that a reload (`--watch`, SIGHUP) keeps everyone signed in; a restart does not.
+    pub fn ephemeral_for(manifest: &std::path::Path) -> Self {
+        static SECRETS: std::sync::Mutex<BTreeMap<std::path::PathBuf, [u8; MIN_SECRET_LEN]>> =
+            std::sync::Mutex::new(BTreeMap::new());
+        let mut secrets = SECRETS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let secret = secrets.entry(manifest.to_path_buf()).or_insert_with(|| {
+            let mut secret = [0u8; MIN_SECRET_LEN];
+            fill_random(&mut secret);
+            secret
+        });
+        Self::new(&secret[..], &[]).expect("a random secret of the minimum length is accepted")
+    }
+
     fn all(&self) -> impl Iterator<Item = &LessSafeKey> {
         std::iter::once(&self.primary).chain(&self.fallbacks)
     }

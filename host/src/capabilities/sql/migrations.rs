@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 
 use super::pool::{Lease, Pool};
+use crate::manifest::AdapterKind;
 use crate::runtime::bindings::flagon::app::sql_types::{SqlError, Value};
 
 /// The table that records what was applied.
@@ -97,7 +98,14 @@ pub async fn status(pool: &Arc<Pool>, files: &[Migration]) -> anyhow::Result<Sta
         .map_err(|e| sql_err("no connection", e))?;
     let recorded = recorded(&mut lease).await;
     lease.release().await;
-    let recorded = recorded?;
+    compare(pool, files, recorded?)
+}
+
+fn compare(
+    pool: &Pool,
+    files: &[Migration],
+    recorded: Vec<(i64, String, String)>,
+) -> anyhow::Result<Status> {
     let mut status = Status::default();
     for m in files {
         match recorded.iter().find(|(v, _, _)| *v == m.version) {
@@ -146,29 +154,176 @@ async fn recorded(lease: &mut Lease) -> anyhow::Result<Vec<(i64, String, String)
         .collect()
 }
 
+/// How hosts that start together keep out of each other's migrations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lock {
+    /// Nothing to do: SQLite is one process's file (the host locks it); a custom adapter's
+    /// server is unknown.
+    None,
+    /// A Postgres transaction-level advisory lock ([`ADVISORY_KEY`]) inside each migration's
+    /// transaction (and the one that creates `_flagon_migrations`): a second host waits for
+    /// it, then sees the migration recorded and skips it. Transaction-level, because the
+    /// adapter resets the session (`pg_advisory_unlock_all()`) after every statement outside
+    /// a transaction; the server frees it with the transaction if the host dies.
+    Postgres,
+}
+
+impl Lock {
+    pub fn for_adapter(kind: &AdapterKind) -> Self {
+        match kind {
+            AdapterKind::Postgres => Lock::Postgres,
+            AdapterKind::Sqlite | AdapterKind::Component(_) => Lock::None,
+        }
+    }
+}
+
+/// The advisory lock key: the first 8 bytes of SHA-256("flagon migrations"), the same for
+/// every Flagon host and app on a server.
+pub const ADVISORY_KEY: i64 = 0x0ff0_60ee_3f29_c414;
+
+/// How often a host waiting for another's migrations asks again.
+const LOCK_POLL: Duration = Duration::from_millis(100);
+
 /// Apply every pending migration in order, each in its own transaction; returns those applied.
-pub async fn apply(pool: &Arc<Pool>, files: &[Migration]) -> anyhow::Result<Vec<Migration>> {
-    let pending = status(pool, files).await?.pending;
+pub async fn apply(
+    pool: &Arc<Pool>,
+    files: &[Migration],
+    lock: Lock,
+) -> anyhow::Result<Vec<Migration>> {
+    let mut lease = pool
+        .lease()
+        .await
+        .map_err(|e| sql_err("no connection", e))?;
+    let result = apply_on(&mut lease, pool, files, lock).await;
+    lease.release().await;
+    result
+}
+
+async fn apply_on(
+    lease: &mut Lease,
+    pool: &Pool,
+    files: &[Migration],
+    lock: Lock,
+) -> anyhow::Result<Vec<Migration>> {
+    let recorded = recorded_under(lease, pool, lock).await?;
+    let pending = compare(pool, files, recorded)?.pending;
     let mut applied = Vec::new();
     for m in pending {
-        let mut lease = pool
-            .lease()
+        let ran = apply_one(lease, pool, &m, lock)
             .await
-            .map_err(|e| sql_err("no connection", e))?;
-        let result = apply_one(&mut lease, &m).await;
-        lease.release().await;
-        result.with_context(|| format!("migration `{}` failed", m.path.display()))?;
-        tracing::info!(database = %pool.name(), migration = %m.name, "migration applied");
-        applied.push(m);
+            .with_context(|| format!("migration `{}` failed", m.path.display()))?;
+        if ran {
+            tracing::info!(database = %pool.name(), migration = %m.name, "migration applied");
+            applied.push(m);
+        }
     }
     Ok(applied)
 }
 
-async fn apply_one(lease: &mut Lease, m: &Migration) -> anyhow::Result<()> {
+/// [`recorded`], in a transaction under the lock when there is one: two hosts creating
+/// `_flagon_migrations` at once would otherwise collide even with `IF NOT EXISTS`.
+async fn recorded_under(
+    lease: &mut Lease,
+    pool: &Pool,
+    lock: Lock,
+) -> anyhow::Result<Vec<(i64, String, String)>> {
+    if lock == Lock::None {
+        return recorded(lease).await;
+    }
     lease
         .begin()
         .await
         .map_err(|e| sql_err("cannot begin", e))?;
+    let result = async {
+        wait_for_lock(lease, pool).await?;
+        recorded(lease).await
+    }
+    .await;
+    match result {
+        Ok(rows) => {
+            lease
+                .commit()
+                .await
+                .map_err(|e| sql_err("cannot commit", e))?;
+            Ok(rows)
+        }
+        Err(e) => {
+            let _ = lease.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+/// Inside a transaction: wait (up to the migration deadline) for the advisory lock, polling
+/// so that no statement outlives the database's `statement_timeout`.
+async fn wait_for_lock(lease: &mut Lease, pool: &Pool) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let mut said = false;
+    loop {
+        let rows = lease
+            .query(
+                "SELECT pg_try_advisory_xact_lock($1)",
+                &[Value::Integer(ADVISORY_KEY)],
+            )
+            .await
+            .map_err(|e| sql_err("cannot take the migration lock", e))?;
+        if matches!(
+            rows.rows.first().map(Vec::as_slice),
+            Some([Value::Boolean(true)])
+        ) {
+            return Ok(());
+        }
+        if started.elapsed() > MIGRATION_TIMEOUT {
+            bail!(
+                "another host held the migration lock for over {}s",
+                MIGRATION_TIMEOUT.as_secs()
+            );
+        }
+        if !said {
+            tracing::info!(database = %pool.name(), "waiting for another host's migrations");
+            said = true;
+        }
+        tokio::time::sleep(LOCK_POLL).await;
+    }
+}
+
+/// Run one migration in its own transaction and record it. False when, under the lock,
+/// another host turned out to have applied it meanwhile.
+async fn apply_one(
+    lease: &mut Lease,
+    pool: &Pool,
+    m: &Migration,
+    lock: Lock,
+) -> anyhow::Result<bool> {
+    lease
+        .begin()
+        .await
+        .map_err(|e| sql_err("cannot begin", e))?;
+    if lock != Lock::None {
+        let done = async {
+            wait_for_lock(lease, pool).await?;
+            let rows = lease
+                .query(
+                    "SELECT sha256 FROM _flagon_migrations WHERE version = $1",
+                    &[Value::Integer(m.version)],
+                )
+                .await
+                .map_err(|e| sql_err("cannot read `_flagon_migrations`", e))?;
+            anyhow::Ok(!rows.rows.is_empty())
+        }
+        .await;
+        match done {
+            Ok(false) => {}
+            Ok(true) => {
+                let _ = lease.rollback().await;
+                return Ok(false);
+            }
+            Err(e) => {
+                let _ = lease.rollback().await;
+                return Err(e);
+            }
+        }
+    }
     if let Err(e) = lease.run_script(&m.script, MIGRATION_TIMEOUT).await {
         let _ = lease.rollback().await;
         return Err(sql_err("the script failed (nothing of it was kept)", e));
@@ -193,5 +348,6 @@ async fn apply_one(lease: &mut Lease, m: &Migration) -> anyhow::Result<()> {
     lease
         .commit()
         .await
-        .map_err(|e| sql_err("cannot commit", e))
+        .map_err(|e| sql_err("cannot commit", e))?;
+    Ok(true)
 }

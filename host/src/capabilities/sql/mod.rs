@@ -76,7 +76,7 @@ impl Capability for Sql {
         for (name, db) in &manifest.databases {
             if db.kind() == AdapterKind::Sqlite {
                 let file = manifest.sqlite_path(name, db);
-                let dir = prepare_sqlite_dir(manifest, &file).with_context(|| {
+                let dir = prepare_sqlite_dir(manifest, name, &file).with_context(|| {
                     format!(
                         "cannot open database `{name}` (`[databases.{name}]` in `{}`)",
                         manifest.file.display()
@@ -196,15 +196,6 @@ impl Capability for Sql {
             // A reload keeps the previous app's pool when nothing it was made from changed.
             if let Some(previous) = app.previous.and_then(|p| p.sql.get(name)) {
                 if previous.fingerprint() == fingerprint && app.same_engine {
-                    if let Some(dir) = &db.migrations
-                        && app.migrate
-                    {
-                        let files =
-                            migrations::read_dir(&manifest.resolve(dir)).with_context(context)?;
-                        migrations::apply(previous, &files)
-                            .await
-                            .with_context(context)?;
-                    }
                     tracing::debug!(database = %name, "database kept from the previous load");
                     pools.insert(name.clone(), previous.clone());
                     continue;
@@ -241,14 +232,6 @@ impl Capability for Sql {
             )
             .await
             .with_context(context)?;
-            if let Some(dir) = &db.migrations
-                && app.migrate
-            {
-                let files = migrations::read_dir(&manifest.resolve(dir)).with_context(context)?;
-                migrations::apply(&pool, &files)
-                    .await
-                    .with_context(context)?;
-            }
             tracing::info!(database = %name, adapter = %db.adapter, pool = db.pool(), "database ready");
             pools.insert(name.clone(), pool);
         }
@@ -263,6 +246,32 @@ impl Capability for Sql {
     fn prepare(_: &Self::Component) -> Transactions {
         Transactions::default()
     }
+}
+
+/// Apply every database's pending migrations (`[databases.<name>] migrations`). The app
+/// runs this once every component has loaded, so that an app that fails to load (at start, or
+/// on reload beside a running app) has changed no schema; the extensions' `check-settings`,
+/// which may read the tables, run after it.
+pub async fn migrate(
+    manifest: &Manifest,
+    pools: &BTreeMap<String, Arc<Pool>>,
+) -> anyhow::Result<()> {
+    for (name, db) in &manifest.databases {
+        let (Some(dir), Some(pool)) = (&db.migrations, pools.get(name)) else {
+            continue;
+        };
+        let context = || {
+            format!(
+                "cannot open database `{name}` (`[databases.{name}]` in `{}`)",
+                manifest.file.display()
+            )
+        };
+        let files = migrations::read_dir(&manifest.resolve(dir)).with_context(context)?;
+        migrations::apply(pool, &files, migrations::Lock::for_adapter(&db.kind()))
+            .await
+            .with_context(context)?;
+    }
+    Ok(())
 }
 
 /// The digest of what a pool is made from ([`Pool::fingerprint`]): every field
@@ -321,6 +330,11 @@ async fn server_addresses(
     if addresses.is_empty() {
         anyhow::bail!("`{host}` has no address (`[databases.{name}] host`)");
     }
+    // In a fixed order: round-robin DNS lists them differently each time, and a reload keeps a
+    // pool only if its settings, these included, are the same.
+    let mut addresses = addresses;
+    addresses.sort();
+    addresses.dedup();
     if db.tls() == TlsMode::Off {
         if let Some(remote) = addresses.iter().find(|a| !a.ip().is_loopback()) {
             anyhow::bail!(
@@ -341,7 +355,7 @@ async fn server_addresses(
 /// `.flagon-lock` file beside the database, held for the life of the process, so that a second
 /// flagon cannot open the same database (WASI has no file locks, so SQLite inside the sandbox
 /// cannot tell). Returns the directory the adapter is granted.
-fn prepare_sqlite_dir(manifest: &Manifest, file: &Path) -> anyhow::Result<PathBuf> {
+fn prepare_sqlite_dir(manifest: &Manifest, name: &str, file: &Path) -> anyhow::Result<PathBuf> {
     let dir = file
         .parent()
         .map(Path::to_path_buf)
@@ -357,8 +371,10 @@ fn prepare_sqlite_dir(manifest: &Manifest, file: &Path) -> anyhow::Result<PathBu
     }
     let lock_path = PathBuf::from(format!("{}.flagon-lock", file.display()));
     // This process holds the lock already (an app loaded before this one, on reload).
-    static HELD: std::sync::Mutex<std::collections::BTreeSet<PathBuf>> =
-        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    // Each file is held under the database name that first opened it: a reload that gives
+    // the same file another name would open a second pool on it beside the first.
+    static HELD: std::sync::Mutex<BTreeMap<PathBuf, String>> =
+        std::sync::Mutex::new(BTreeMap::new());
     let mut held = HELD
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -366,10 +382,18 @@ fn prepare_sqlite_dir(manifest: &Manifest, file: &Path) -> anyhow::Result<PathBu
         .canonicalize()
         .map(|d| d.join(lock_path.file_name().unwrap_or_default()))
         .unwrap_or_else(|_| lock_path.clone());
-    if held.contains(&key) {
-        return dir
-            .canonicalize()
-            .with_context(|| format!("cannot resolve `{}`", dir.display()));
+    match held.get(&key) {
+        Some(holder) if holder == name => {
+            return dir
+                .canonicalize()
+                .with_context(|| format!("cannot resolve `{}`", dir.display()));
+        }
+        Some(holder) => anyhow::bail!(
+            "`{}` is open as database `{holder}` in this process, and a SQLite file cannot be \
+             opened twice\n  help: restart flagon to apply this change",
+            file.display()
+        ),
+        None => {}
     }
     let mut options = std::fs::OpenOptions::new();
     options.read(true).write(true).create(true).truncate(false);
@@ -390,7 +414,7 @@ fn prepare_sqlite_dir(manifest: &Manifest, file: &Path) -> anyhow::Result<PathBu
     }
     // Held (and the lock with it) until the process exits.
     std::mem::forget(lock);
-    held.insert(key);
+    held.insert(key, name.to_owned());
     dir.canonicalize()
         .with_context(|| format!("cannot resolve `{}`", dir.display()))
 }
