@@ -10,7 +10,7 @@
 //! strings are shared (`Arc<str>`), never copied.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
@@ -336,37 +336,92 @@ pub fn encode_prometheus() -> String {
 
 /// A method as a label: the standard ones by name, any other as `OTHER` (a client may send
 /// any token; the label set must stay small).
-fn method_label(method: &http::Method) -> &'static str {
+/// The method labels, in the order of [`method_index`].
+const METHODS: [&str; 10] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE", "OTHER",
+];
+
+fn method_index(method: &http::Method) -> usize {
     match *method {
-        http::Method::GET => "GET",
-        http::Method::HEAD => "HEAD",
-        http::Method::POST => "POST",
-        http::Method::PUT => "PUT",
-        http::Method::DELETE => "DELETE",
-        http::Method::PATCH => "PATCH",
-        http::Method::OPTIONS => "OPTIONS",
-        http::Method::CONNECT => "CONNECT",
-        http::Method::TRACE => "TRACE",
-        _ => "OTHER",
+        http::Method::GET => 0,
+        http::Method::HEAD => 1,
+        http::Method::POST => 2,
+        http::Method::PUT => 3,
+        http::Method::DELETE => 4,
+        http::Method::PATCH => 5,
+        http::Method::OPTIONS => 6,
+        http::Method::CONNECT => 7,
+        http::Method::TRACE => 8,
+        _ => 9,
+    }
+}
+
+/// The statuses whose series a route keeps at hand ([`RouteSeries`]); others are looked up.
+const COMMON_STATUSES: [u16; 22] = [
+    200, 201, 204, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404, 405, 408, 413, 422, 429, 500,
+    502, 503, 504,
+];
+
+/// One route's HTTP series, kept at hand after first use: a request then costs an atomic add
+/// and one histogram observation, not a lookup in the label families (a lock and two hashes
+/// of the label set each).
+#[derive(Debug)]
+pub struct RouteSeries {
+    label: RouteLabel,
+    durations: [OnceLock<Histogram>; METHODS.len()],
+    counts: [[OnceLock<Counter>; COMMON_STATUSES.len()]; METHODS.len()],
+}
+
+impl RouteSeries {
+    pub fn new(label: RouteLabel) -> Self {
+        Self {
+            label,
+            durations: Default::default(),
+            counts: Default::default(),
+        }
+    }
+
+    /// Requests no route matched.
+    pub fn none() -> &'static RouteSeries {
+        static NONE: LazyLock<RouteSeries> = LazyLock::new(|| RouteSeries::new(RouteLabel::None));
+        &NONE
+    }
+
+    /// Requests a static mount answered.
+    pub fn statics() -> &'static RouteSeries {
+        static STATIC: LazyLock<RouteSeries> =
+            LazyLock::new(|| RouteSeries::new(RouteLabel::Static));
+        &STATIC
     }
 }
 
 /// One request answered: counted by route, method and status (a non-standard status by its
 /// class, see [`StatusLabel`]), and timed.
-pub fn http_request(route: &RouteLabel, method: &http::Method, status: u16, took: Duration) {
+pub fn http_request(route: &RouteSeries, method: &http::Method, status: u16, took: Duration) {
     let m = &*METRICS;
-    let method = method_label(method);
-    m.http_requests
-        .get_or_create(&RequestLabels {
-            route: route.clone(),
-            method,
-            status: StatusLabel::of(status),
-        })
-        .inc();
-    m.http_duration
-        .get_or_create(&RouteMethodLabels {
-            route: route.clone(),
-            method,
+    let mi = method_index(method);
+    let method = METHODS[mi];
+    let count = |status: u16| {
+        m.http_requests
+            .get_or_create(&RequestLabels {
+                route: route.label.clone(),
+                method,
+                status: StatusLabel::of(status),
+            })
+            .clone()
+    };
+    match COMMON_STATUSES.iter().position(|&s| s == status) {
+        Some(si) => route.counts[mi][si].get_or_init(|| count(status)).inc(),
+        None => count(status).inc(),
+    };
+    route.durations[mi]
+        .get_or_init(|| {
+            m.http_duration
+                .get_or_create(&RouteMethodLabels {
+                    route: route.label.clone(),
+                    method,
+                })
+                .clone()
         })
         .observe(took.as_secs_f64());
 }
@@ -708,10 +763,10 @@ mod tests {
 
     #[test]
     fn series_are_named_and_labelled() {
-        let route = RouteLabel::route("metrics-unit-test");
+        let route = RouteSeries::new(RouteLabel::route("metrics-unit-test"));
         http_request(&route, &http::Method::GET, 201, Duration::from_millis(3));
         http_request(
-            &RouteLabel::None,
+            RouteSeries::none(),
             &http::Method::from_bytes(b"BREW").unwrap(),
             404,
             Duration::ZERO,
@@ -727,11 +782,13 @@ mod tests {
         );
         let sql = Sql::new("metrics-unit-db", 4);
         let lease = sql.lease();
+        // Again, through the series the route now keeps at hand: the same counters.
+        http_request(&route, &http::Method::GET, 201, Duration::from_millis(3));
         let text = encode_prometheus();
         for line in [
-            "flagon_http_requests_total{route=\"metrics-unit-test\",method=\"GET\",status=\"201\"} 1",
+            "flagon_http_requests_total{route=\"metrics-unit-test\",method=\"GET\",status=\"201\"} 2",
             "flagon_http_requests_total{route=\"<none>\",method=\"OTHER\",status=\"404\"} 1",
-            "flagon_http_request_duration_seconds_count{route=\"metrics-unit-test\",method=\"GET\"} 1",
+            "flagon_http_request_duration_seconds_count{route=\"metrics-unit-test\",method=\"GET\"} 2",
             "flagon_instances_created_total{component=\"metrics-unit-guest\"} 1",
             "flagon_guest_traps_total{component=\"metrics-unit-guest\"} 1",
             "flagon_guest_cpu_seconds_total{component=\"metrics-unit-guest\"} 0.005",
@@ -774,7 +831,7 @@ mod tests {
         }
         // However many odd statuses a guest answers, a route and method get at most one series
         // per class (and one `other`) beside the standard codes.
-        let route = RouteLabel::route("metrics-unit-status");
+        let route = RouteSeries::new(RouteLabel::route("metrics-unit-status"));
         for status in 200..=999 {
             http_request(&route, &http::Method::GET, status, Duration::ZERO);
         }

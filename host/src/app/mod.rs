@@ -87,8 +87,9 @@ pub struct App {
     caps: Arc<AppCaps>,
     server: ServerSection,
     name: String,
-    /// Each route's label in `/metrics` (its name, else its pattern), by route index.
-    route_labels: Box<[crate::metrics::RouteLabel]>,
+    /// Each route's series in `/metrics` (labelled by its name, else its pattern), by route
+    /// index.
+    route_series: Box<[crate::metrics::RouteSeries]>,
     /// Shared with the app loaded after this one on reload, when its limits are the same.
     engine: Arc<FlagonEngine>,
     engine_settings: EngineSettings,
@@ -191,10 +192,13 @@ impl App {
                 loaded.check_settings(&engine.engine).await?;
             }
         }
-        let route_labels = manifest
+        let route_series = manifest
             .routes
             .iter()
-            .map(|r| crate::metrics::RouteLabel::route(r.name.as_deref().unwrap_or(&r.path)))
+            .map(|r| {
+                let label = crate::metrics::RouteLabel::route(r.name.as_deref().unwrap_or(&r.path));
+                crate::metrics::RouteSeries::new(label)
+            })
             .collect();
         crate::metrics::loaded();
         Ok(Self {
@@ -206,7 +210,7 @@ impl App {
             caps,
             server: manifest.server.clone(),
             name: manifest.app.name.clone(),
-            route_labels,
+            route_series,
             engine,
             engine_settings,
         })

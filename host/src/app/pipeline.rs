@@ -30,7 +30,7 @@ use crate::http::request_id::RequestId;
 use crate::http::router::{Match, Route};
 use crate::http::trace::Trace;
 use crate::manifest::World;
-use crate::metrics::RouteLabel;
+use crate::metrics::RouteSeries;
 use crate::runtime::Failure;
 use crate::runtime::bindings::{self, Identity, RequestHead, Response as GuestResponse};
 use crate::text::log_safe;
@@ -140,9 +140,9 @@ impl App {
         );
         crate::metrics::http_request(
             match matched {
-                Matched::Nothing => &RouteLabel::None,
-                Matched::Static => &RouteLabel::Static,
-                Matched::Route(i) => &self.route_labels[i],
+                Matched::Nothing => RouteSeries::none(),
+                Matched::Static => RouteSeries::statics(),
+                Matched::Route(i) => &self.route_series[i],
             },
             &method,
             response.status().as_u16(),
