@@ -645,14 +645,23 @@ impl Kv {
         call: impl Future<Output = Result<T, E>>,
     ) -> Result<T, E> {
         self.calls[op as usize].inc();
-        let started = Instant::now();
-        let out = call.await;
-        self.duration.observe(started.elapsed().as_secs_f64());
-        if out.is_err() {
-            self.errors.inc();
-        }
-        out
+        timed(&self.duration, &self.errors, call).await
     }
+}
+
+/// Await `call`, observing its time in `duration` and counting it in `errors` if it failed.
+async fn timed<T, E>(
+    duration: &Histogram,
+    errors: &Counter,
+    call: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    let started = Instant::now();
+    let out = call.await;
+    duration.observe(started.elapsed().as_secs_f64());
+    if out.is_err() {
+        errors.inc();
+    }
+    out
 }
 
 /// A SQL operation, as its `op` label.
@@ -726,13 +735,7 @@ impl Sql {
         call: impl Future<Output = Result<T, E>>,
     ) -> Result<T, E> {
         self.calls[op as usize].inc();
-        let started = Instant::now();
-        let out = call.await;
-        self.duration.observe(started.elapsed().as_secs_f64());
-        if out.is_err() {
-            self.errors.inc();
-        }
-        out
+        timed(&self.duration, &self.errors, call).await
     }
 
     /// A call failed before it reached the adapter (no connection within the timeout).

@@ -49,6 +49,35 @@ use crate::runtime::{RuntimeCtx, RuntimeView};
 use crate::web::Web;
 use crate::web::session::Session;
 
+/// A digest of the settings app-wide state was made from (a key-value store, a database pool),
+/// so that a reload can keep what did not change: SHA-256 over every field, each
+/// length-prefixed, so no two different configurations encode alike.
+pub struct Fingerprint(ring::digest::Context);
+
+impl Fingerprint {
+    pub fn new() -> Self {
+        Self(ring::digest::Context::new(&ring::digest::SHA256))
+    }
+
+    pub fn field(&mut self, bytes: &[u8]) -> &mut Self {
+        self.0.update(&(bytes.len() as u64).to_le_bytes());
+        self.0.update(bytes);
+        self
+    }
+
+    pub fn finish(self) -> [u8; 32] {
+        let mut out = [0; 32];
+        out.copy_from_slice(self.0.finish().as_ref());
+        out
+    }
+}
+
+impl Default for Fingerprint {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The version of the `flagon:app` package this host implements.
 pub const FLAGON_WIT_VERSION: &str = "0.1.0";
 

@@ -212,28 +212,22 @@ impl KvStore {
     /// A digest of what a store is opened from (its name, backend with the Redis URL and
     /// prefix, and limits). A reload keeps a store whose fingerprint has not changed.
     pub fn fingerprint_of(name: &str, config: &KvBackendConfig, limits: &KvLimits) -> [u8; 32] {
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        let mut field = |bytes: &[u8]| {
-            ctx.update(&(bytes.len() as u64).to_le_bytes());
-            ctx.update(bytes);
-        };
-        field(name.as_bytes());
+        let mut f = crate::capabilities::Fingerprint::new();
+        f.field(name.as_bytes());
         match config {
             KvBackendConfig::Embedded { dir, durable } => {
-                field(b"embedded");
-                field(dir.as_os_str().as_encoded_bytes());
-                field(&[u8::from(*durable)]);
+                f.field(b"embedded")
+                    .field(dir.as_os_str().as_encoded_bytes())
+                    .field(&[u8::from(*durable)]);
             }
             KvBackendConfig::Redis { url, prefix } => {
-                field(b"redis");
-                field(url.as_bytes());
-                field(prefix.as_deref().unwrap_or("\0default").as_bytes());
+                f.field(b"redis")
+                    .field(url.as_bytes())
+                    .field(prefix.as_deref().unwrap_or("\0default").as_bytes());
             }
         }
-        field(format!("{limits:?}").as_bytes());
-        let mut out = [0; 32];
-        out.copy_from_slice(ctx.finish().as_ref());
-        out
+        f.field(format!("{limits:?}").as_bytes());
+        f.finish()
     }
 
     /// See [`KvStore::fingerprint_of`].

@@ -274,8 +274,7 @@ pub async fn migrate(
     Ok(())
 }
 
-/// The digest of what a pool is made from ([`Pool::fingerprint`]): every field
-/// length-prefixed, so no two different configurations encode alike.
+/// The digest of what a pool is made from ([`Pool::fingerprint`]).
 fn fingerprint(
     wasm: &[u8],
     settings: &[(String, String)],
@@ -285,29 +284,22 @@ fn fingerprint(
     timeout: std::time::Duration,
     limits: Limits,
 ) -> [u8; 32] {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut field = |bytes: &[u8]| {
-        ctx.update(&(bytes.len() as u64).to_le_bytes());
-        ctx.update(bytes);
-    };
-    field(ring::digest::digest(&ring::digest::SHA256, wasm).as_ref());
+    let mut f = super::Fingerprint::new();
+    f.field(ring::digest::digest(&ring::digest::SHA256, wasm).as_ref());
     for (k, v) in settings {
-        field(k.as_bytes());
-        field(v.as_bytes());
+        f.field(k.as_bytes()).field(v.as_bytes());
     }
     let network: Vec<String> = network
         .iter()
         .flat_map(|n| n.iter())
         .map(|a| a.to_string())
         .collect();
-    field(network.join(",").as_bytes());
-    field(&size.to_le_bytes());
-    field(&(memory as u64).to_le_bytes());
-    field(&timeout.as_nanos().to_le_bytes());
-    field(format!("{limits:?}").as_bytes());
-    let mut out = [0; 32];
-    out.copy_from_slice(ctx.finish().as_ref());
-    out
+    f.field(network.join(",").as_bytes())
+        .field(&size.to_le_bytes())
+        .field(&(memory as u64).to_le_bytes())
+        .field(&timeout.as_nanos().to_le_bytes())
+        .field(format!("{limits:?}").as_bytes());
+    f.finish()
 }
 
 /// The addresses of a database server (`host`, `port`), resolved once at start: the adapter may
