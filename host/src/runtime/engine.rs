@@ -28,8 +28,9 @@ const ASYNC_STACK: usize = 2 * 1024 * 1024;
 const CORE_INSTANCES_PER_COMPONENT: u32 = 20;
 /// Bytes of each linear memory reset in place (not decommitted) between requests.
 const KEEP_RESIDENT_MEMORY: usize = 2 * 1024 * 1024;
-/// Bytes at the top of each async stack zeroed in place (not decommitted) between calls: more
-/// than a handler call and the host frames under it use, so the rest is never touched.
+/// Bytes at the top of each async stack zeroed in place (not decommitted) between calls:
+/// enough for a typical handler call and the host frames under it. A deeper call has the rest
+/// of the stack decommitted as before.
 const KEEP_RESIDENT_STACK: usize = 64 * 1024;
 /// Bytes of each table reset in place between requests.
 const KEEP_RESIDENT_TABLE: usize = 64 * 1024;
