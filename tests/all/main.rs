@@ -15,6 +15,7 @@ mod hello_js;
 mod hello_py;
 mod hostile;
 mod layout;
+mod lean;
 mod limits;
 mod middleware_plugins;
 mod plugins;
@@ -47,6 +48,7 @@ mod program_tests {
     pub(crate) use crate::auth as mw;
     pub(crate) use crate::grants as netprobe;
     pub(crate) use crate::hostile;
+    pub(crate) use crate::lean;
     pub(crate) use crate::postgres as dial_adapter;
     pub(crate) use crate::routing as hello;
     pub(crate) use crate::sql as db;

@@ -1,5 +1,5 @@
 //! Builds the guest test programs in `tests/programs` for `wasm32-wasip2` with a nested
-//! `cargo build`, and writes `programs.rs` with one constant per component path plus a
+//! `cargo build` (and the `lean` program also for `wasm32-unknown-unknown`), and writes `programs.rs` with one constant per component path plus a
 //! `foreach_program!` macro so that the integration tests can insist every program has a test.
 
 use std::env;
@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip2";
+/// The lean handler build: a core module importing only `flagon:app`.
+const LEAN_TARGET: &str = "wasm32-unknown-unknown";
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
@@ -22,9 +24,10 @@ fn main() {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap());
     let target_dir = out_dir.join("target");
 
-    ensure_target();
+    ensure_target(TARGET);
+    ensure_target(LEAN_TARGET);
 
-    let status = nested_build(&programs, &target_dir)
+    let status = nested_build(&programs, &target_dir, TARGET)
         .status()
         .expect("failed to run the nested `cargo build` of tests/programs");
     assert!(
@@ -42,7 +45,17 @@ fn main() {
         .map(PathBuf::from)
         .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
         .unwrap_or_default();
-    let status = nested_build(&plugins, &plugin_target)
+    let status = nested_build(&programs, &target_dir, LEAN_TARGET)
+        .args(["-p", "lean"])
+        .status()
+        .expect("failed to run the nested `cargo build` of tests/programs/lean");
+    assert!(
+        status.success(),
+        "building the lean test program failed; run `cargo build --release --target \
+         {LEAN_TARGET} -p lean --manifest-path tests/programs/Cargo.toml` to see why"
+    );
+
+    let status = nested_build(&plugins, &plugin_target, TARGET)
         .current_dir(&plugins)
         .env(
             "CARGO_ENCODED_RUSTFLAGS",
@@ -83,6 +96,14 @@ fn main() {
             .iter()
             .map(|n| format!("        $mac!({n});\n"))
             .collect::<String>()
+    );
+    let lean = target_dir.join(LEAN_TARGET).join("release/lean.wasm");
+    assert!(lean.exists(), "expected {} after the build", lean.display());
+    let _ = writeln!(
+        generated,
+        "/// The `lean` test program built for `{LEAN_TARGET}`: a core module.\n\
+         pub const LEAN_CORE: &str = {:?};",
+        lean.display().to_string()
     );
     let plugin_dir = plugin_target.join(TARGET).join("release");
     for (plugin, constant) in [
@@ -146,16 +167,16 @@ fn main() {
     );
 }
 
-/// `cargo build --release --locked --target wasm32-wasip2` of the workspace at `workspace`
-/// into `target_dir`.
-fn nested_build(workspace: &Path, target_dir: &Path) -> Command {
+/// `cargo build --release --locked --target <target>` of the workspace at `workspace` into
+/// `target_dir`.
+fn nested_build(workspace: &Path, target_dir: &Path, target: &str) -> Command {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.arg("build")
         .arg("--release")
         .arg("--locked")
         .arg("--target")
-        .arg(TARGET)
+        .arg(target)
         .arg("--manifest-path")
         .arg(workspace.join("Cargo.toml"))
         .arg("--target-dir")
@@ -178,8 +199,8 @@ fn nested_build(workspace: &Path, target_dir: &Path) -> Command {
     cmd
 }
 
-/// The `wasm32-wasip2` standard library must be installed; try rustup once, else say what to run.
-fn ensure_target() {
+/// The `target` standard library must be installed; try rustup once, else say what to run.
+fn ensure_target(target: &str) {
     let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let sysroot = Command::new(&rustc)
         .args(["--print", "sysroot"])
@@ -188,21 +209,21 @@ fn ensure_target() {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
     let installed = |root: &Option<String>| {
         root.as_ref()
-            .is_some_and(|r| Path::new(r).join("lib/rustlib").join(TARGET).exists())
+            .is_some_and(|r| Path::new(r).join("lib/rustlib").join(target).exists())
     };
     if installed(&sysroot) {
         return;
     }
     let added = Command::new("rustup")
-        .args(["target", "add", TARGET])
+        .args(["target", "add", target])
         .status()
         .is_ok_and(|s| s.success());
     // This is the one place a missing toolchain piece can be explained; panic with the fix
     // rather than letting the nested build fail with "can't find crate for `core`".
     assert!(
         added && installed(&sysroot),
-        "the `{TARGET}` target is not installed and `rustup target add {TARGET}` failed; \
-         run `rustup target add {TARGET}` and build again"
+        "the `{target}` target is not installed and `rustup target add {target}` failed; \
+         run `rustup target add {target}` and build again"
     );
 }
 

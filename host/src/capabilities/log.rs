@@ -51,6 +51,18 @@ impl log::Host for Cx<'_, Log> {
         if *self.instance > MAX_LOG_LINES_PER_REQUEST {
             return;
         }
+        let level = match level {
+            log::Level::Trace => tracing::Level::TRACE,
+            log::Level::Debug => tracing::Level::DEBUG,
+            log::Level::Info => tracing::Level::INFO,
+            log::Level::Warn => tracing::Level::WARN,
+            log::Level::Error => tracing::Level::ERROR,
+        };
+        // A line the filter drops is not cleaned or redacted: that work (and building the
+        // redactor on the request's first line) is only for lines that are written.
+        if !guest_level_enabled(level) {
+            return;
+        }
         let out = self.guest_log();
         let message = out.clean(&message, MAX_LOG_LINE_BYTES);
         let component = &*out.component;
@@ -61,12 +73,24 @@ impl log::Host for Cx<'_, Log> {
             };
         }
         match level {
-            log::Level::Trace => emit!(tracing::Level::TRACE),
-            log::Level::Debug => emit!(tracing::Level::DEBUG),
-            log::Level::Info => emit!(tracing::Level::INFO),
-            log::Level::Warn => emit!(tracing::Level::WARN),
-            log::Level::Error => emit!(tracing::Level::ERROR),
+            tracing::Level::TRACE => emit!(tracing::Level::TRACE),
+            tracing::Level::DEBUG => emit!(tracing::Level::DEBUG),
+            tracing::Level::INFO => emit!(tracing::Level::INFO),
+            tracing::Level::WARN => emit!(tracing::Level::WARN),
+            _ => emit!(tracing::Level::ERROR),
         }
+    }
+}
+
+/// Whether the subscriber writes `flagon::guest` lines at `level` (tracing's macros need the
+/// level as a constant, hence one check per level).
+fn guest_level_enabled(level: tracing::Level) -> bool {
+    match level {
+        tracing::Level::TRACE => tracing::enabled!(target: "flagon::guest", tracing::Level::TRACE),
+        tracing::Level::DEBUG => tracing::enabled!(target: "flagon::guest", tracing::Level::DEBUG),
+        tracing::Level::INFO => tracing::enabled!(target: "flagon::guest", tracing::Level::INFO),
+        tracing::Level::WARN => tracing::enabled!(target: "flagon::guest", tracing::Level::WARN),
+        _ => tracing::enabled!(target: "flagon::guest", tracing::Level::ERROR),
     }
 }
 

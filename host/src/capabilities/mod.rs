@@ -26,6 +26,7 @@ pub mod outbound;
 pub mod session;
 pub mod settings;
 pub mod sql;
+pub mod system;
 pub mod templates;
 pub mod types;
 pub mod wasi;
@@ -587,6 +588,7 @@ registry! {
     log: log::Log,
     config: config::Config,
     settings: settings::Settings,
+    system: system::System,
     crypto: crypto::Crypto,
     templates: templates::Templates,
     session: session::SessionCap,

@@ -173,6 +173,16 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Make a component of a lean handler's core module (built for `wasm32-unknown-unknown`),
+    /// as `serve` does at load: to sign it, inspect it, or serve it elsewhere. It must import
+    /// only `flagon:app` interfaces.
+    Componentize {
+        /// The core module (`.wasm`).
+        module: PathBuf,
+        /// Where to write the component.
+        #[arg(short, long)]
+        out: PathBuf,
+    },
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -250,5 +260,28 @@ pub fn run(cli: Cli) -> Result<()> {
             files,
         } => sign::sign(key.as_deref(), key_env.as_deref(), id.as_deref(), &files),
         Command::Verify { key, id, files } => sign::verify(&key, id.as_deref(), &files),
+        Command::Componentize { module, out } => componentize(&module, &out),
     }
+}
+
+fn componentize(module: &std::path::Path, out: &std::path::Path) -> Result<()> {
+    use anyhow::Context as _;
+    let bytes =
+        std::fs::read(module).with_context(|| format!("cannot read `{}`", module.display()))?;
+    if !crate::runtime::componentize::is_core_module(&bytes) {
+        anyhow::bail!(
+            "`{}` is not a core Wasm module (already a component?); serve it as it is",
+            module.display()
+        );
+    }
+    let component = crate::runtime::componentize::componentize(&bytes)
+        .with_context(|| format!("cannot make a component of `{}`", module.display()))?;
+    std::fs::write(out, &component).with_context(|| format!("cannot write `{}`", out.display()))?;
+    println!(
+        "wrote {} ({} bytes) from {}",
+        out.display(),
+        component.len(),
+        module.display()
+    );
+    Ok(())
 }

@@ -7,6 +7,7 @@
 //! other folder of the host.
 
 pub mod bindings;
+pub mod componentize;
 pub mod engine;
 pub mod extension;
 pub mod guest_log;

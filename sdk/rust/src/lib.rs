@@ -17,9 +17,25 @@
 //! flagon_sdk::export!(App);
 //! ```
 //!
-//! Build it with `cargo build --release --target wasm32-wasip2` and point a `[components.<id>]`
-//! entry of `flagon.toml` at the `.wasm` file. Every request gets a fresh instance, so statics do
-//! not carry state from one request to the next.
+//! Point a `[components.<id>]` entry of `flagon.toml` at the built `.wasm` file. Every request
+//! gets a fresh instance, so statics do not carry state from one request to the next.
+//!
+//! # Two builds: lean and full WASI
+//!
+//! - **Lean** (`cargo build --release --target wasm32-unknown-unknown`, what `flagon new` sets
+//!   up): a core module that imports only the `flagon:app` interfaces the handler uses. The host
+//!   makes it a component at load. No WASI at all, so a fresh instance is cheaper; what WASI
+//!   would give, the SDK gives through `flagon:app`: [`time`] for clocks, [`random`] for random
+//!   bytes, [`log`] for output, and a panic becomes an error log line (with the request id) and a
+//!   500. What a lean handler gives up: `std::fs`, `std::env`, `std::time::SystemTime::now`,
+//!   `std::thread::sleep` and stdout/stderr (`println!` prints nothing); `HashMap::new()` works,
+//!   with fixed hash keys. The SDK installs its own `#[global_allocator]` (turn off the default
+//!   `allocator` feature to bring another).
+//! - **Full WASI** (`--target wasm32-wasip2`): a component importing what Rust's standard library
+//!   refers to (clocks, random, stdout, the environment, files when granted), for handlers that
+//!   use `std` directly or crates that need WASI.
+//!
+//! The same source builds both ways.
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 
@@ -40,6 +56,13 @@ pub mod bindings {
 }
 
 use bindings::flagon::app::types as wit;
+
+#[cfg(all(target_arch = "wasm32", target_os = "unknown", feature = "allocator"))]
+mod lean_alloc;
+
+#[cfg(all(target_arch = "wasm32", target_os = "unknown", feature = "allocator"))]
+#[global_allocator]
+static ALLOCATOR: lean_alloc::LeanAlloc = lean_alloc::LeanAlloc::new();
 
 /// Who sent a request, as an authenticator established it: `subject`, `display_name`,
 /// `roles`, `claims` and the `authenticator` that produced it.
@@ -733,6 +756,69 @@ pub mod kv {
 
 pub mod sql;
 
+/// The time, from the host (`flagon:app/clock`, no grant needed). Works in both builds; in a
+/// lean build it is the way to read a clock, since `std::time::SystemTime::now` panics there.
+pub mod time {
+    use crate::bindings::flagon::app::clock;
+
+    /// Wall-clock time as nanoseconds since the Unix epoch (UTC).
+    pub fn now() -> u64 {
+        clock::now()
+    }
+
+    /// Wall-clock time as whole seconds since the Unix epoch (UTC).
+    pub fn unix_seconds() -> u64 {
+        clock::now() / 1_000_000_000
+    }
+
+    /// A point on the host's monotonic clock, for measuring elapsed time.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+    pub struct Instant(u64);
+
+    impl Instant {
+        /// Now, on the monotonic clock.
+        pub fn now() -> Self {
+            Self(clock::monotonic())
+        }
+
+        /// How long ago this instant was.
+        pub fn elapsed(&self) -> core::time::Duration {
+            core::time::Duration::from_nanos(clock::monotonic().saturating_sub(self.0))
+        }
+    }
+}
+
+/// Secure random bytes from the host (`flagon:app/random`, no grant needed): the operating
+/// system's source, in both builds. For tokens and password hashes see [`crypto`].
+pub mod random {
+    use crate::bindings::flagon::app::random;
+
+    /// The most bytes one call to the host returns; [`fill`] asks as often as it needs.
+    pub const MAX_BYTES: usize = 65536;
+
+    /// `len` random bytes.
+    pub fn bytes(len: usize) -> Vec<u8> {
+        let mut out = vec![0; len];
+        fill(&mut out);
+        out
+    }
+
+    /// Fill `buf` with random bytes.
+    pub fn fill(buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(MAX_BYTES) {
+            // A chunk is at most MAX_BYTES long, which fits a u32.
+            chunk.copy_from_slice(&random::bytes(chunk.len() as u32));
+        }
+    }
+
+    /// A random `u64`.
+    pub fn u64() -> u64 {
+        let mut b = [0; 8];
+        fill(&mut b);
+        u64::from_le_bytes(b)
+    }
+}
+
 #[doc(hidden)]
 pub mod __private {
     use std::marker::PhantomData;
@@ -746,12 +832,23 @@ pub mod __private {
 
     impl<H: Handler> Guest for Adapter<H> {
         fn handle(request: wit::Request) -> wit::Response {
+            #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+            log_panics();
             let response = match H::handle(Request::from_wit(request)) {
                 Ok(r) => r,
                 Err(e) => Response::from(e),
             };
             response.into_wit()
         }
+    }
+
+    /// Without WASI a panic message would go nowhere: log it at error level (the host adds the
+    /// component and request id), then let the panic trap as usual (the request gets a 500).
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    fn log_panics() {
+        std::panic::set_hook(Box::new(|info| {
+            crate::log::error(&format!("panicked: {info}"));
+        }));
     }
 }
 
