@@ -1,10 +1,12 @@
 //! The floor under Flagon's per-request cost: wasmtime alone, without the host's request path,
 //! creating a store, instantiating the benchmark's hello component, calling it and dropping the
-//! store. The engine comes from `flagon::runtime::engine` and the bindings from `flagon::runtime::bindings`, so
+//! store; for both builds of hello (`wasip2`, and `lean`: the `wasm32-unknown-unknown` core
+//! module made a component as the host does at load). The engine comes from `flagon::runtime::engine` and the bindings from `flagon::runtime::bindings`, so
 //! the settings and types are the host's own; the store holds only WASI and a no-op `log`.
 //!
 //! Needs the benchmark guests (`flagon-bench` builds them, or
-//! `cargo build --release --target wasm32-wasip2` in `bench/guests`), then:
+//! `cargo build --release --target wasm32-wasip2` and `--target wasm32-unknown-unknown -p
+//! bench-hello` in `bench/guests`), then:
 //! `cargo bench -p flagon-bench --bench wasmtime_floor`. Compare with
 //! `cargo bench -p flagon --bench per_request` to see what Flagon adds.
 
@@ -53,12 +55,18 @@ fn new_store(engine: &Engine) -> Store<State> {
 }
 
 fn floor(c: &mut Criterion) {
-    let wasm = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("guests/target/wasm32-wasip2/release/bench_hello.wasm");
-    if !wasm.exists() {
+    let guests = Path::new(env!("CARGO_MANIFEST_DIR")).join("guests/target");
+    let builds = [
+        ("wasip2", guests.join("wasm32-wasip2/release/bench_hello.wasm")),
+        (
+            "lean",
+            guests.join("wasm32-unknown-unknown/release/bench_hello.wasm"),
+        ),
+    ];
+    if let Some((_, missing)) = builds.iter().find(|(_, w)| !w.exists()) {
         eprintln!(
-            "{} is missing: run `cargo build --release --target wasm32-wasip2` in bench/guests first",
-            wasm.display()
+            "{} is missing: build bench/guests for wasm32-wasip2 and wasm32-unknown-unknown first",
+            missing.display()
         );
         return;
     }
@@ -73,12 +81,10 @@ fn floor(c: &mut Criterion) {
     })
     .expect("engine");
     let engine = &flagon_engine.engine;
-    let component = Component::from_file(engine, &wasm).expect("compile");
     let mut linker = Linker::<State>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
     types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).unwrap();
     log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).unwrap();
-    let pre = HandlerPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
     let request = Request {
         method: Method::Get,
         path: "/".into(),
@@ -96,19 +102,25 @@ fn floor(c: &mut Criterion) {
     c.bench_function("wasmtime_store_new_drop", |b| {
         b.iter(|| drop(black_box(new_store(engine))))
     });
-    c.bench_function("wasmtime_instantiate_drop", |b| {
-        b.to_async(&rt).iter(|| async {
-            let mut store = new_store(engine);
-            black_box(pre.instantiate_async(&mut store).await.unwrap());
-        })
-    });
-    c.bench_function("wasmtime_instantiate_call_drop", |b| {
-        b.to_async(&rt).iter(|| async {
-            let mut store = new_store(engine);
-            let handler = pre.instantiate_async(&mut store).await.unwrap();
-            black_box(handler.call_handle(&mut store, &request).await.unwrap())
-        })
-    });
+    for (build, wasm) in &builds {
+        let bytes = std::fs::read(wasm).unwrap();
+        let bytes = flagon::runtime::componentize::to_component(&bytes).expect("componentize");
+        let component = Component::new(engine, &bytes).expect("compile");
+        let pre = HandlerPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
+        c.bench_function(&format!("wasmtime_instantiate_drop/{build}"), |b| {
+            b.to_async(&rt).iter(|| async {
+                let mut store = new_store(engine);
+                black_box(pre.instantiate_async(&mut store).await.unwrap());
+            })
+        });
+        c.bench_function(&format!("wasmtime_instantiate_call_drop/{build}"), |b| {
+            b.to_async(&rt).iter(|| async {
+                let mut store = new_store(engine);
+                let handler = pre.instantiate_async(&mut store).await.unwrap();
+                black_box(handler.call_handle(&mut store, &request).await.unwrap())
+            })
+        });
+    }
 }
 
 criterion_group!(benches, floor);

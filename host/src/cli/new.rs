@@ -56,6 +56,7 @@ const RUST_EXAMPLE: &[File] = files!("examples/hello" => "":
 
 const RUST_SDK: &[File] = files!("sdk/rust" => "sdk/rust/":
     "Cargo.toml",
+    "src/lean_alloc.rs",
     "src/lib.rs",
     "src/sql.rs",
 );

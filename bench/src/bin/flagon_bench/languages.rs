@@ -297,7 +297,7 @@ pub(super) fn section(o: &Options, repo: &Path, bins: &Path, work: &Path, guests
     let mut out = String::from("## Hello in each language\n\n");
     let mut rows = Vec::new();
     for (name, example) in [
-        ("Rust SDK (examples/hello)", "hello"),
+        ("Rust SDK, lean (examples/hello)", "hello"),
         ("JavaScript SDK (examples/hello-js)", "hello-js"),
         ("Python SDK (examples/hello-py)", "hello-py"),
         ("C SDK (examples/hello-c)", "hello-c"),
@@ -321,6 +321,14 @@ pub(super) fn section(o: &Options, repo: &Path, bins: &Path, work: &Path, guests
         manifest: write_one_component_app(&work.join("minimal"), &minimal, "flagon"),
         component: "one",
         wasm: minimal,
+        path: "/",
+    });
+    let lean = super::lean_hello(guests);
+    rows.push(Row {
+        name: "Rust, minimal guest, lean build (bench/guests/hello)",
+        manifest: write_one_component_app(&work.join("minimal-lean"), &lean, "flagon"),
+        component: "one",
+        wasm: lean,
         path: "/",
     });
     let proxy = guests.join("bench_proxy_hello.wasm");

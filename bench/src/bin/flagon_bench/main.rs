@@ -182,6 +182,12 @@ fn main() {
             "Flagon hello behind ratelimit only",
             flagon_cmd(&bins, &limit_app, &cache),
         ),
+        // The same hello source built for wasm32-unknown-unknown: a core module importing only
+        // flagon:app, made a component at load (no WASI, one core instance).
+        Server::start(
+            "Flagon hello, lean build (no WASI)",
+            flagon_cmd(&bins, &app, &cache),
+        ),
     ];
     let paths = [
         "/",
@@ -195,12 +201,15 @@ fn main() {
         "/",
         "/",
         "/",
+        "/lean",
     ];
     let mut paths: Vec<&str> = paths.to_vec();
     // The latency baseline of each row: the native page for pages, native hyper otherwise.
-    let mut bases = vec![0, 0, 2, 2, 2, 5, 5, 0, 1, 1, 1];
+    let mut bases = vec![0, 0, 2, 2, 2, 5, 5, 0, 1, 1, 1, 0];
     /// The row of hello behind auth-jwt + ratelimit (its requests carry the bearer token).
     const AUTH_ROW: usize = 8;
+    /// The row of the lean hello (after it, the Postgres rows when Postgres is installed).
+    const LEAN_ROW: usize = 11;
     // The Postgres page, when Postgres is installed: one server for both, each on a database
     // of its own.
     let postgres = Postgres::start(&work.join("pg"));
@@ -306,7 +315,7 @@ fn main() {
         medians[6].cpu_us / medians[5].cpu_us
     );
     if postgres.is_some() {
-        let (native, flagon) = (&medians[11], &medians[12]);
+        let (native, flagon) = (&medians[LEAN_ROW + 1], &medians[LEAN_ROW + 2]);
         let _ = writeln!(
             report,
             "\nFlagon Postgres page vs axum + tokio-postgres: {:.2}× the req/s, {:.2}× the CPU per request (goal: at most 2× the CPU; the Postgres server's own CPU is not counted for either).",
@@ -314,6 +323,15 @@ fn main() {
             flagon.cpu_us / native.cpu_us
         );
     }
+    let lean = &medians[LEAN_ROW];
+    let _ = writeln!(
+        report,
+        "\nHello, lean build vs the wasm32-wasip2 build: {:.2}× the req/s, {:.2}× the CPU per request. Lean vs hyper: {:.2}× the req/s (goal: at least 0.5×), {:.2}× the CPU per request (goal: at most 2.5×).",
+        lean.rps / medians[1].rps,
+        lean.cpu_us / medians[1].cpu_us,
+        lean.rps / base.rps,
+        lean.cpu_us / base.cpu_us
+    );
     let (bare, guarded) = (&medians[1], &medians[AUTH_ROW]);
     let _ = writeln!(
         report,
@@ -489,6 +507,23 @@ fn build(repo: &Path) {
             "--target",
             "wasm32-wasip2",
         ]));
+    eprintln!("building the lean hello (wasm32-unknown-unknown)...");
+    run(Command::new("cargo")
+        .current_dir(repo.join("bench/guests"))
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--target",
+            "wasm32-unknown-unknown",
+            "-p",
+            "bench-hello",
+        ]));
+}
+
+/// The lean build of the hello guest, beside the wasm32-wasip2 builds in `wasm`.
+pub(crate) fn lean_hello(wasm: &Path) -> PathBuf {
+    wasm.join("../../wasm32-unknown-unknown/release/bench_hello.wasm")
 }
 
 fn write_app(work: &Path, wasm: &Path) -> PathBuf {
@@ -505,6 +540,10 @@ header_read_timeout = "30s"
 source = "{hello}"
 limits = {{ timeout = "10s" }}
 
+[components.hello_lean]
+source = "{lean}"
+limits = {{ timeout = "10s" }}
+
 [components.page]
 source = "{page}"
 limits = {{ timeout = "10s" }}
@@ -513,6 +552,10 @@ grants = {{ templates = true }}
 [[routes]]
 path = "/"
 component = "hello"
+
+[[routes]]
+path = "/lean"
+component = "hello_lean"
 
 [[routes]]
 path = "/sleep"
@@ -529,6 +572,7 @@ component = "page"
 name = "host"
 "#,
         hello = wasm.join("bench_hello.wasm").display(),
+        lean = lean_hello(wasm).display(),
         page = wasm.join("bench_page.wasm").display()
     );
     // The host renders `/page-host` from `templates/page.html`, the same template the native
