@@ -57,7 +57,10 @@ fn new_store(engine: &Engine) -> Store<State> {
 fn floor(c: &mut Criterion) {
     let guests = Path::new(env!("CARGO_MANIFEST_DIR")).join("guests/target");
     let builds = [
-        ("wasip2", guests.join("wasm32-wasip2/release/bench_hello.wasm")),
+        (
+            "wasip2",
+            guests.join("wasm32-wasip2/release/bench_hello.wasm"),
+        ),
         (
             "lean",
             guests.join("wasm32-unknown-unknown/release/bench_hello.wasm"),

@@ -82,7 +82,10 @@ async fn exercise(source: &str) {
     assert!(unix.abs_diff(host) < 60, "{unix} vs {host}");
     assert!(text.ends_with("monotonic_ok=true"), "{text}");
 
-    let (a, b) = (server.get("/random").await.text(), server.get("/random").await.text());
+    let (a, b) = (
+        server.get("/random").await.text(),
+        server.get("/random").await.text(),
+    );
     assert_ne!(a, b);
     assert!(a.ends_with(" 70000 true") && a.len() == 64 + 11, "{a}");
 
@@ -90,14 +93,22 @@ async fn exercise(source: &str) {
     assert_eq!(server.get("/alloc/4").await.text(), "allocated 4 MiB, 7168");
     let r = server.get("/alloc/64").await;
     assert_eq!(r.status, 500);
-    assert_eq!(server.get("/alloc/1").await.status, 200, "the host carries on");
+    assert_eq!(
+        server.get("/alloc/1").await.status,
+        200,
+        "the host carries on"
+    );
 
     let r = server.get("/log/hello-lean").await;
     assert_eq!(r.text(), "logged");
     let log_id = r.header("x-request-id").unwrap().to_string();
     let r = server.get("/panic").await;
     assert_eq!(r.status, 500);
-    assert!(r.text().starts_with("500 Internal Server Error"), "{}", r.text());
+    assert!(
+        r.text().starts_with("500 Internal Server Error"),
+        "{}",
+        r.text()
+    );
     let panic_id = r.header("x-request-id").unwrap().to_string();
     assert!(
         server
@@ -108,14 +119,24 @@ async fn exercise(source: &str) {
     let (_, log) = tokio::task::spawn_blocking(move || server.wait())
         .await
         .unwrap();
-    let line = log.lines().find(|l| l.contains("lean says hello-lean")).unwrap();
-    assert!(line.contains("component=\"lean\"") && line.contains(&log_id), "{line}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("lean says hello-lean"))
+        .unwrap();
+    assert!(
+        line.contains("component=\"lean\"") && line.contains(&log_id),
+        "{line}"
+    );
     // The panic message, attributed to the request (in the lean build one error line from the
     // SDK's panic hook; in the WASI build the standard library's lines on stderr).
-    let line = log.lines().find(|l| l.contains("lean handler gave up")).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("lean handler gave up"))
+        .unwrap();
     assert!(line.contains(&panic_id), "{line}");
     assert!(
-        log.lines().any(|l| l.contains("panicked") && l.contains(&panic_id)),
+        log.lines()
+            .any(|l| l.contains("panicked") && l.contains(&panic_id)),
         "{log}"
     );
 }
@@ -135,15 +156,14 @@ fn modules_that_import_more_than_flagon_are_refused_with_help() {
     let dir = tempfile::tempdir().unwrap();
     // A WASI preview 1 module, as `wasm32-wasip1` builds.
     let p1 = dir.path().join("p1.wasm");
-    std::fs::write(
-        &p1,
-        core_module(true),
-    )
-    .unwrap();
+    std::fs::write(&p1, core_module(true)).unwrap();
     let m = TestManifest::new(&manifest(p1.to_str().unwrap()));
     let (ok, out) = flagon(&["check", m.path.to_str().unwrap()]);
     assert!(!ok);
-    assert!(out.contains("wasi_snapshot_preview1") && out.contains("wasm32-unknown-unknown"), "{out}");
+    assert!(
+        out.contains("wasi_snapshot_preview1") && out.contains("wasm32-unknown-unknown"),
+        "{out}"
+    );
     // A module with no world to make a component of.
     let bare = dir.path().join("bare.wasm");
     std::fs::write(&bare, core_module(false)).unwrap();

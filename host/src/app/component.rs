@@ -357,7 +357,9 @@ pub fn compile_and_check(
     // A lean handler is a core module: made a component here, after the signature check on
     // the bytes as read.
     let wasm = crate::runtime::componentize::to_component(&wasm).with_context(|| {
-        format!("`{source}` is a core Wasm module that cannot be made a component (component `{id}`)")
+        format!(
+            "`{source}` is a core Wasm module that cannot be made a component (component `{id}`)"
+        )
     })?;
     let (component, origin) = engine::load_component(engine, &wasm, cache_dir)
         .with_context(|| format!("`{source}` is not a valid Wasm component (component `{id}`)"))?;

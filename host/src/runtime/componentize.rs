@@ -56,7 +56,10 @@ pub fn componentize(module: &[u8]) -> Result<Vec<u8>> {
         }
     }
     if let Some(first) = others.first() {
-        let help = if others.iter().any(|m| m.starts_with("wasi_snapshot_preview1")) {
+        let help = if others
+            .iter()
+            .any(|m| m.starts_with("wasi_snapshot_preview1"))
+        {
             "it was built for WASI preview 1 (`wasm32-wasip1`); build for `wasm32-unknown-unknown` (lean) or `wasm32-wasip2` (full WASI, a component)"
         } else {
             "a lean handler (a core module) may import only `flagon:app` interfaces; build it for `wasm32-wasip2` if it needs more"
