@@ -30,7 +30,8 @@ const CORE_INSTANCES_PER_COMPONENT: u32 = 20;
 const KEEP_RESIDENT_MEMORY: usize = 2 * 1024 * 1024;
 /// Bytes at the top of each async stack zeroed in place (not decommitted) between calls:
 /// enough for a typical handler call and the host frames under it. wasmtime madvises the rest
-/// of the stack after every call; that is cheap while no call went deeper (nothing to unmap).
+/// of the stack after every call: one system call, and TLB shootdowns only when pages were
+/// left there.
 const KEEP_RESIDENT_STACK: usize = 64 * 1024;
 /// Bytes of each table reset in place between requests.
 const KEEP_RESIDENT_TABLE: usize = 64 * 1024;
